@@ -13,7 +13,9 @@
 mod object;
 mod value;
 
-pub use object::{body_words, Kind, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET};
+pub use object::{
+    body_words, Kind, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET,
+};
 pub use value::Value;
 
 use object::init_header;
@@ -286,7 +288,8 @@ impl Heap {
                         stats.freed_objects += 1;
                     }
                     p.write(head);
-                    p.add(1).write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
+                    p.add(1)
+                        .write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
                     head = p as u64;
                 }
             }

@@ -147,6 +147,19 @@ impl Value {
         unsafe { self.words().add(1).write(m) }
     }
 
+    /// The VM's flag byte (cache-watch bits; see `interp::lookup`).
+    #[inline(always)]
+    pub fn flags(self) -> u8 {
+        (self.meta() >> 48) as u8
+    }
+
+    #[inline(always)]
+    pub fn set_flags(self, flags: u8) {
+        let m = (self.meta() & !(0xffu64 << 48)) | ((flags as u64) << 48);
+        // SAFETY: pointer Values point at live objects; word 1 is the header.
+        unsafe { self.words().add(1).write(m) }
+    }
+
     /// The auxiliary header word (method data index, host handle).
     #[inline(always)]
     pub fn aux(self) -> u64 {

@@ -81,7 +81,7 @@ pub fn save(roots: &[Value]) -> Vec<u8> {
     };
 
     let mut out = Vec::with_capacity(256 * 1024);
-    let mut put = |out: &mut Vec<u8>, x: i32| out.extend_from_slice(&x.to_be_bytes());
+    let put = |out: &mut Vec<u8>, x: i32| out.extend_from_slice(&x.to_be_bytes());
     put(&mut out, 1);
     for (i, item) in items.iter().enumerate() {
         if number[i] == usize::MAX {
@@ -113,7 +113,14 @@ pub fn save(roots: &[Value]) -> Vec<u8> {
                 }
                 Kind::Float => {
                     let bits = v.float().to_bits();
-                    for x in [6, 3, class, 0, (bits >> 32) as u32 as i32, bits as u32 as i32] {
+                    for x in [
+                        6,
+                        3,
+                        class,
+                        0,
+                        (bits >> 32) as u32 as i32,
+                        bits as u32 as i32,
+                    ] {
                         put(&mut out, x);
                     }
                 }

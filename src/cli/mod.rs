@@ -1,0 +1,222 @@
+//! The command line: argument parsing (clap), image selection, running programs, and reporting
+//! errors — once, here, at the edge.
+//!
+//! Exit status: 0 on success; 1 when a program fails (Smalltalk error, compile error, missing
+//! file, bad image); 2 for bad usage; `SmallWorld quit` exits with 0.
+
+use crate::boot::{self, RunError};
+use crate::interp::{Vm, VmError};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Name of the base image, looked for in `../shared/images/`.
+pub const BASE_IMAGE: &str = "SmallWorld-2015.image";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tracevm",
+    version,
+    about = "A virtual machine for SmallWorld 2015 (Little Smalltalk) images"
+)]
+pub struct Cli {
+    /// Print VM statistics (sends, inline-cache misses, collections, heap) to stderr at exit.
+    #[arg(long, global = true)]
+    pub stats: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// File in programs (in the image's file-in format) in order, or evaluate an expression.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Image to boot. Default: $TRACEVM_IMAGE, else ../shared/images/SmallWorld-2015.image.
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+    /// Where `File saveImage` (primitive 116) may write. Without it, saveImage is an error, so
+    /// the image the VM started from is never overwritten by accident.
+    #[arg(long, value_name = "PATH")]
+    pub save_image: Option<PathBuf>,
+    /// Evaluate EXPR (after filing in any FILEs) and print the printString of its result.
+    #[arg(short = 'e', long = "eval", value_name = "EXPR")]
+    pub eval: Option<String>,
+    /// Programs to file in, in order.
+    #[arg(value_name = "FILE.st")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Finds the image to boot.
+pub fn resolve_image(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return Ok(p.clone());
+    }
+    if let Some(p) = std::env::var_os("TRACEVM_IMAGE") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates = vec![PathBuf::from("../shared/images").join(BASE_IMAGE)];
+    if let Ok(exe) = std::env::current_exe() {
+        // target/release/tracevm → <repo>/../shared/images
+        if let Some(repo) = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .and_then(|p| p.parent())
+        {
+            candidates.push(repo.join("../shared/images").join(BASE_IMAGE));
+        }
+    }
+    candidates.push(
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images")).join(BASE_IMAGE),
+    );
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no image found: pass --image PATH or set TRACEVM_IMAGE (looked for ../shared/images/{BASE_IMAGE})"))
+}
+
+fn report(vm_err: &mut dyn Write, e: &RunError) -> i32 {
+    match e {
+        RunError::Runtime {
+            err: VmError::Quit(code),
+            ..
+        } => return *code,
+        RunError::Runtime { at, err } => {
+            match err {
+                VmError::Smalltalk { message, .. } => {
+                    let _ = writeln!(vm_err, "Error: {message}");
+                }
+                other => {
+                    let _ = writeln!(vm_err, "Error: {other}");
+                }
+            }
+            if let Some(bt) = e.backtrace() {
+                let _ = writeln!(vm_err, "{}", bt.trim_end());
+            }
+            if let Some(at) = at {
+                let _ = writeln!(vm_err, "  at {at}");
+            }
+        }
+        other => {
+            let _ = writeln!(vm_err, "tracevm: {other}");
+        }
+    }
+    1
+}
+
+/// Runs the `run` subcommand; answers the exit status.
+pub fn run(args: &RunArgs, stats: bool) -> i32 {
+    let mut stderr = std::io::stderr();
+    let image_path = match resolve_image(args.image.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(stderr, "tracevm: {e}");
+            return 1;
+        }
+    };
+    let data = match std::fs::read(&image_path) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = writeln!(
+                stderr,
+                "tracevm: cannot read image {}: {e}",
+                image_path.display()
+            );
+            return 1;
+        }
+    };
+    // Read every program before running anything, so a missing file fails fast.
+    let mut programs = Vec::new();
+    for f in &args.files {
+        match std::fs::read(f) {
+            Ok(src) => programs.push((f.display().to_string(), src)),
+            Err(e) => {
+                let _ = writeln!(stderr, "tracevm: cannot read {}: {e}", f.display());
+                return 1;
+            }
+        }
+    }
+    let mut vm = match boot::boot(&data) {
+        Ok(vm) => vm,
+        Err(e) => {
+            let _ = writeln!(stderr, "tracevm: bad image {}: {e}", image_path.display());
+            return 1;
+        }
+    };
+    vm.out = Box::new(std::io::BufWriter::with_capacity(
+        1 << 16,
+        std::io::stdout(),
+    ));
+    vm.save_target.path = args.save_image.clone();
+    let status = run_programs(&mut vm, &programs, args.eval.as_deref());
+    let _ = vm.out.flush();
+    if stats {
+        print_stats(&vm);
+    }
+    status
+}
+
+fn run_programs(vm: &mut Vm, programs: &[(String, Vec<u8>)], eval: Option<&str>) -> i32 {
+    for (name, src) in programs {
+        if let Err(e) = boot::file_in(vm, src, name) {
+            let _ = vm.out.flush();
+            return report(&mut std::io::stderr(), &e);
+        }
+    }
+    if let Some(expr) = eval {
+        let printed = boot::eval(vm, expr, None).and_then(|v| boot::print_string(vm, v));
+        match printed {
+            Ok(s) => {
+                let _ = writeln!(vm.out, "{s}");
+            }
+            Err(e) => {
+                let _ = vm.out.flush();
+                return report(&mut std::io::stderr(), &e);
+            }
+        }
+    }
+    0
+}
+
+fn print_stats(vm: &Vm) {
+    let c = &vm.counters;
+    eprintln!("tracevm stats:");
+    eprintln!("  sends              {}", c.sends);
+    eprintln!("  inline-cache misses {}", c.ic_misses);
+    eprintln!("  cache flushes      {}", c.cache_flushes);
+    eprintln!(
+        "  collections        {} ({:.1} ms)",
+        c.gc_count,
+        c.gc_time_ns as f64 / 1e6
+    );
+    eprintln!(
+        "  heap reserved      {} KiB",
+        vm.heap.reserved_bytes() / 1024
+    );
+    eprintln!("  words allocated    {}", vm.heap.total_allocated_words());
+    eprintln!(
+        "  elapsed            {:.3} s",
+        vm.started.elapsed().as_secs_f64()
+    );
+}
+
+/// The binary's entry point; answers the exit status.
+pub fn main() -> i32 {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Run(args) => {
+            if args.files.is_empty() && args.eval.is_none() {
+                eprintln!("tracevm: nothing to run: give FILE.st arguments or -e EXPR");
+                return 2;
+            }
+            run(args, cli.stats)
+        }
+    }
+}

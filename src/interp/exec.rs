@@ -1,0 +1,925 @@
+//! The bytecode interpreter: registers, the dispatch loop, sends, returns, blocks and the
+//! primitives that change control flow (6, 8, 19, 34, 35, 101, 117, 122).
+//!
+//! This is the one definition of each bytecode's meaning (SMALLWORLD-VM.md §3). Contexts are heap
+//! objects with the image's layout; the registers below are a cache of the active context that is
+//! written back (`save_regs`) before anything can observe it: a send, a primitive that reads
+//! contexts, a process switch, a collection. It never collects except at a safepoint (sends and
+//! backward jumps) and never lets a Rust panic stand for a Smalltalk error: bad operands become a
+//! `error:` send to the receiver (a "host fault"), as the reference VM's exceptions do.
+
+use super::process::Process;
+use super::{class, ctx, meth, method_data::SiteRef, Vm, VmError};
+use crate::heap::{Collection, Kind, Value};
+use crate::primitives::{self, Fault};
+
+/// Selector strings the VM sends itself.
+pub(crate) struct VmSelectors {
+    pub binary: [Value; 3],
+    pub dnu: Value,
+    pub error: Value,
+    pub print_string: Value,
+}
+
+impl VmSelectors {
+    pub fn placeholder() -> VmSelectors {
+        let z = Value::from_int(0);
+        VmSelectors {
+            binary: [z; 3],
+            dnu: z,
+            error: z,
+            print_string: z,
+        }
+    }
+    pub fn new(vm: &mut Vm) -> VmSelectors {
+        VmSelectors {
+            binary: [
+                vm.new_string(b"<"),
+                vm.new_string(b"<="),
+                vm.new_string(b"+"),
+            ],
+            dnu: vm.new_string(b"doesNotUnderstand:"),
+            error: vm.new_string(b"error:"),
+            print_string: vm.new_string(b"printString"),
+        }
+    }
+    pub fn mark(&self, gc: &mut Collection<'_>) {
+        for v in self.binary {
+            gc.mark(v);
+        }
+        gc.mark(self.dnu);
+        gc.mark(self.error);
+        gc.mark(self.print_string);
+    }
+}
+
+/// The interpreter registers: a cache of the active context.
+pub(crate) struct Regs {
+    pub ctx: Value,
+    pub method: Value,
+    pub code: &'static [u8],
+    pub ip: usize,
+    pub literals: Value,
+    pub args: Value,
+    pub temps: Value,
+    pub stack: Value,
+    pub sp: usize,
+    pub data: usize,
+}
+
+impl Regs {
+    pub fn empty() -> Regs {
+        let z = Value::from_int(0);
+        Regs {
+            ctx: z,
+            method: z,
+            code: &[],
+            ip: 0,
+            literals: z,
+            args: z,
+            temps: z,
+            stack: z,
+            sp: 0,
+            data: 0,
+        }
+    }
+}
+
+/// How a run of the current process ended.
+enum Exit {
+    Finished(Value),
+    Blocked,
+}
+
+/// What to do after an instruction that can change context.
+type Step = Result<(), Interrupt>;
+
+/// A reason to leave the dispatch loop.
+enum Interrupt {
+    Exit(Exit),
+    Error(VmError),
+    Fault(String),
+}
+
+impl From<VmError> for Interrupt {
+    fn from(e: VmError) -> Self {
+        Interrupt::Error(e)
+    }
+}
+
+impl From<Fault> for Interrupt {
+    fn from(f: Fault) -> Self {
+        Interrupt::Fault(f.0)
+    }
+}
+
+fn fault<T>(msg: impl Into<String>) -> Result<T, Interrupt> {
+    Err(Interrupt::Fault(msg.into()))
+}
+
+fn is_array(v: Value) -> bool {
+    v.is_ptr() && v.kind() == Kind::Pointers
+}
+
+impl Vm {
+    // ----- registers and contexts -------------------------------------------------------------
+
+    /// Writes ip and sp back into the active context.
+    #[inline(always)]
+    fn save_regs(&mut self) {
+        let r = &self.regs;
+        r.ctx
+            .set_slot(ctx::BYTE_POINTER, Value::from_int(r.ip as i32));
+        r.ctx.set_slot(ctx::STACK_TOP, Value::from_int(r.sp as i32));
+    }
+
+    /// Makes `c` the active context, reading everything from it.
+    fn load_context(&mut self, c: Value) -> Step {
+        if !is_array(c) || c.len() < ctx::SIZE {
+            return fault("resumed object is not a context");
+        }
+        let method = c.slot(ctx::METHOD);
+        let args = c.slot(ctx::ARGUMENTS);
+        let temps = c.slot(ctx::TEMPORARIES);
+        let stack = c.slot(ctx::STACK);
+        let (Some(ip), Some(sp)) = (
+            c.slot(ctx::BYTE_POINTER).as_int(),
+            c.slot(ctx::STACK_TOP).as_int(),
+        ) else {
+            return fault("context has a non-integer bytePointer or stackTop");
+        };
+        if !is_array(method) || method.len() < meth::SIZE - 1 {
+            return fault("context's method is not a Method");
+        }
+        let code = method.slot(meth::BYTECODES);
+        let literals = method.slot(meth::LITERALS);
+        if !code.is_ptr() || code.kind() != Kind::Bytes {
+            return fault("method has no bytecodes");
+        }
+        if !is_array(args)
+            || args.is_empty()
+            || !is_array(stack)
+            || (temps != self.k.nil && !is_array(temps))
+        {
+            return fault("context has malformed arguments, temporaries or stack");
+        }
+        if ip < 0 || sp < 0 || sp as usize > stack.len() {
+            return fault("context has an out-of-range bytePointer or stackTop");
+        }
+        let data = self.method_data_index(method, code);
+        self.regs = Regs {
+            ctx: c,
+            method,
+            code: code.bytes(),
+            ip: ip as usize,
+            literals,
+            args,
+            temps,
+            stack,
+            sp: sp as usize,
+            data,
+        };
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn receiver(&self) -> Value {
+        self.regs.args.slot(0)
+    }
+
+    #[inline(always)]
+    fn push(&mut self, v: Value) {
+        let r = &mut self.regs;
+        if r.sp >= r.stack.len() {
+            self.grow_stack();
+        }
+        let r = &mut self.regs;
+        r.stack.set_slot(r.sp, v);
+        r.sp += 1;
+    }
+
+    #[cold]
+    fn grow_stack(&mut self) {
+        let old = self.regs.stack;
+        let n = (old.len() * 2).max(8);
+        let nil = self.k.nil;
+        let class = old.obj_class();
+        let new = self.heap.alloc_pointers(class, n, nil);
+        for i in 0..old.len() {
+            new.set_slot(i, old.slot(i));
+        }
+        self.regs.ctx.set_slot(ctx::STACK, new);
+        self.regs.stack = new;
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> Result<Value, Interrupt> {
+        let r = &mut self.regs;
+        if r.sp == 0 {
+            return fault("stack underflow");
+        }
+        r.sp -= 1;
+        Ok(r.stack.slot(r.sp))
+    }
+
+    #[inline(always)]
+    fn top(&self) -> Result<Value, Interrupt> {
+        let r = &self.regs;
+        if r.sp == 0 {
+            return fault("stack underflow");
+        }
+        Ok(r.stack.slot(r.sp - 1))
+    }
+
+    #[inline(always)]
+    fn fetch(&mut self) -> Result<u8, Interrupt> {
+        let r = &mut self.regs;
+        match r.code.get(r.ip) {
+            Some(&b) => {
+                r.ip += 1;
+                Ok(b)
+            }
+            None => fault("execution ran past the end of the method"),
+        }
+    }
+
+    /// A safepoint: collect if the heap asks for it.
+    #[inline(always)]
+    fn safepoint(&mut self) -> Step {
+        if self.heap.wants_collection() {
+            self.save_regs();
+            self.collect_garbage();
+            let c = self.regs.ctx;
+            self.load_context(c)?;
+        }
+        Ok(())
+    }
+
+    // ----- sends ------------------------------------------------------------------------------
+
+    /// Sends `selector` with the Array `args` (receiver first). `lookup_class` overrides the
+    /// receiver's class (super sends); `site` is the send site's index in the current method data.
+    fn send(
+        &mut self,
+        selector: Value,
+        args: Value,
+        lookup_class: Option<Value>,
+        site: Option<usize>,
+    ) -> Step {
+        if !is_array(args) || args.is_empty() {
+            return fault("send without a receiver");
+        }
+        self.counters.sends += 1;
+        let receiver = args.slot(0);
+        let cls = lookup_class.unwrap_or_else(|| self.class_of(receiver));
+        let found = match site {
+            Some(s) => self.lookup_at_site(self.regs.data, s, cls, selector),
+            None => self.lookup(cls, selector),
+        };
+        let (method, args) = match found {
+            Some(m) => (m, args),
+            None => {
+                let dnu_sel = self.selectors.dnu;
+                let Some(dnu) = self.lookup(cls, dnu_sel) else {
+                    return Err(VmError::Fatal(format!(
+                        "{} does not understand {} and has no doesNotUnderstand:",
+                        self.class_name(cls),
+                        String::from_utf8_lossy(selector.bytes())
+                    ))
+                    .into());
+                };
+                let inner = self.new_array(&[selector, args]);
+                (dnu, self.new_array(&[receiver, inner]))
+            }
+        };
+        self.activate(method, args)
+    }
+
+    /// Creates and enters a context for `method` with `args`, whose sender is the active context.
+    fn activate(&mut self, method: Value, args: Value) -> Step {
+        let (Some(stack_size), Some(temp_size)) = (
+            method
+                .slot_checked(meth::STACK_SIZE)
+                .and_then(|v| v.as_int()),
+            method
+                .slot_checked(meth::TEMP_SIZE)
+                .and_then(|v| v.as_int()),
+        ) else {
+            return fault("sent method has no stackSize/temporarySize");
+        };
+        self.save_regs();
+        let nil = self.k.nil;
+        let array = self.k.array;
+        let temps = if temp_size > 0 {
+            self.heap.alloc_pointers(array, temp_size as usize, nil)
+        } else {
+            nil
+        };
+        let stack = self
+            .heap
+            .alloc_pointers(array, stack_size.clamp(1, 1 << 16) as usize, nil);
+        let zero = Value::from_int(0);
+        let prev = self.regs.ctx;
+        let context_class = self.k.context;
+        let c = self.heap.alloc_with_slots(
+            context_class,
+            &[method, args, temps, stack, zero, zero, prev],
+        );
+        self.load_context(c)
+    }
+
+    /// Returns `value` to `target` (a context, or nil to end the current run).
+    fn return_to(&mut self, target: Value, value: Value) -> Step {
+        if target == self.k.nil {
+            let pid = self.sched.current;
+            if let Some(caller) = self.sched.procs[pid].barriers.pop() {
+                self.load_context(caller)?;
+                self.push(value);
+                return Ok(());
+            }
+            return Err(Interrupt::Exit(Exit::Finished(value)));
+        }
+        self.load_context(target)?;
+        self.push(value);
+        Ok(())
+    }
+
+    // ----- blocks -----------------------------------------------------------------------------
+
+    /// Opcode 12: push a new Block whose body starts here and skip the body.
+    fn push_block(&mut self, arg_location: u8) -> Step {
+        let end = self.fetch()? as usize;
+        let r = &self.regs;
+        let body = Value::from_int(r.ip as i32);
+        // tracevm records the home method context (not the executing block context) so that a
+        // nested block's `^` returns from the home method (SMALLWORLD-VM.md §7.1).
+        let home = if r.ctx.len() >= ctx::BLOCK_SIZE {
+            r.ctx.slot(ctx::CREATING_CONTEXT)
+        } else {
+            r.ctx
+        };
+        let slots = [
+            r.method,
+            r.args,
+            r.temps,
+            r.stack,
+            body,
+            Value::from_int(0),
+            r.ctx.slot(ctx::PREVIOUS),
+            Value::from_int(arg_location as i32),
+            home,
+            body,
+        ];
+        let block_class = self.k.block;
+        let b = self.heap.alloc_with_slots(block_class, &slots);
+        self.regs.ip = end;
+        self.push(b);
+        Ok(())
+    }
+
+    /// Primitive 8: `Block>>value…`. `n` counts the arguments including the block (on top).
+    fn block_value(&mut self, n: usize) -> Step {
+        let block = self.pop()?;
+        if !is_array(block) || block.len() < ctx::BLOCK_SIZE {
+            return fault("primitive 8: receiver is not a block");
+        }
+        let mut vals = [Value::from_int(0); 16];
+        let k = n.saturating_sub(1).min(16);
+        for i in (0..k).rev() {
+            vals[i] = self.pop()?;
+        }
+        let Some(arg_loc) = block.slot(ctx::ARG_LOCATION).as_int() else {
+            return fault("primitive 8: block has no argument location");
+        };
+        let temps = block.slot(ctx::TEMPORARIES);
+        for (i, &v) in vals[..k].iter().enumerate() {
+            let at = arg_loc as usize + i;
+            if !is_array(temps) || at >= temps.len() {
+                return fault("wrong argument count for block");
+            }
+            temps.set_slot(at, v);
+        }
+        self.save_regs();
+        let old_stack = block.slot(ctx::STACK);
+        let stack_len = if is_array(old_stack) {
+            old_stack.len().max(1)
+        } else {
+            8
+        };
+        let nil = self.k.nil;
+        let array = self.k.array;
+        let stack = self.heap.alloc_pointers(array, stack_len, nil);
+        let context_class = self.k.context;
+        let c = self
+            .heap
+            .alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
+        for i in 0..ctx::BLOCK_SIZE {
+            c.set_slot(i, block.slot(i));
+        }
+        c.set_slot(ctx::STACK, stack);
+        c.set_slot(ctx::BYTE_POINTER, block.slot(ctx::OLD_BYTE_POINTER));
+        c.set_slot(ctx::STACK_TOP, Value::from_int(0));
+        c.set_slot(ctx::PREVIOUS, self.regs.ctx.slot(ctx::PREVIOUS));
+        self.load_context(c)
+    }
+
+    // ----- primitives that change control -----------------------------------------------------
+
+    fn primitive(&mut self, argc: usize, number: u8) -> Step {
+        match number {
+            8 => return self.block_value(argc),
+            6 => {
+                // perform:withArguments: — run the context; its return to nil comes back here.
+                let target = self.pop_args(argc)?;
+                let c = target[argc - 1];
+                self.save_regs();
+                let caller = self.regs.ctx;
+                self.load_context(c)?;
+                let pid = self.sched.current;
+                self.sched.procs[pid].barriers.push(caller);
+                return Ok(());
+            }
+            34 => {
+                self.pop_args(argc)?;
+                return Err(VmError::Halted.into());
+            }
+            35 => {
+                self.pop_args(argc)?;
+                self.save_regs();
+                let c = self.regs.ctx;
+                self.push(c);
+                return Ok(());
+            }
+            19 => {
+                let a = self.pop_args(argc)?;
+                let block = *a.last().ok_or(Fault("primitive 19 needs a block".into()))?;
+                self.fork(block)?;
+                self.push(block);
+                return Ok(());
+            }
+            101 => {
+                let a = self.pop_args(argc)?;
+                let h = self
+                    .host
+                    .semaphore_handle(*a.last().ok_or(Fault("wait needs a Semaphore".into()))?)?;
+                if let Some(v) = self.sched.semaphores[h].value {
+                    self.push(v);
+                    return Ok(());
+                }
+                self.save_regs();
+                let pid = self.sched.current;
+                self.sched.procs[pid].waiting_on = Some(h);
+                self.sched.procs[pid].context = self.regs.ctx;
+                return Err(Interrupt::Exit(Exit::Blocked));
+            }
+            102 => {
+                let a = self.pop_args(argc)?;
+                if a.len() < 2 {
+                    return fault("set: needs a Semaphore and a value");
+                }
+                let (sem, v) = (a[0], a[1]);
+                let h = self.host.semaphore_handle(sem)?;
+                self.sched.semaphores[h].value = Some(v);
+                for p in &mut self.sched.procs {
+                    if p.waiting_on == Some(h) {
+                        p.waiting_on = None;
+                        p.resume_value = Some(v);
+                    }
+                }
+                self.push(v);
+                return Ok(());
+            }
+            117 => {
+                self.pop_args(argc)?;
+                return Err(VmError::Quit(0).into());
+            }
+            122 => {
+                // tracevm's error report (headless prelude `Object>>error:`): message, backtrace.
+                let a = self.pop_args(argc)?;
+                let text = |v: Value| String::from_utf8_lossy(v.bytes()).into_owned();
+                let message = a.first().map(|&v| text(v)).unwrap_or_default();
+                let backtrace = a.get(1).map(|&v| text(v)).unwrap_or_default();
+                return Err(VmError::Smalltalk { message, backtrace }.into());
+            }
+            _ => {}
+        }
+        let args = self.pop_args(argc)?;
+        if number == 29 || number == 116 {
+            self.save_regs();
+        }
+        let result = primitives::call(self, number, &args)?;
+        self.push(result);
+        Ok(())
+    }
+
+    /// Pops `n` primitive arguments, first-pushed first.
+    fn pop_args(&mut self, n: usize) -> Result<smallvec::SmallVec<[Value; 6]>, Interrupt> {
+        if self.regs.sp < n {
+            return fault("stack underflow in primitive");
+        }
+        let base = self.regs.sp - n;
+        let v = (base..self.regs.sp)
+            .map(|i| self.regs.stack.slot(i))
+            .collect();
+        self.regs.sp = base;
+        Ok(v)
+    }
+
+    fn fork(&mut self, block: Value) -> Step {
+        if !is_array(block) || block.len() < ctx::BLOCK_SIZE {
+            return fault("fork: receiver is not a block");
+        }
+        let nil = self.k.nil;
+        let array = self.k.array;
+        let old_stack = block.slot(ctx::STACK);
+        let n = if is_array(old_stack) {
+            old_stack.len().max(1)
+        } else {
+            8
+        };
+        let stack = self.heap.alloc_pointers(array, n, nil);
+        let context_class = self.k.context;
+        let c = self
+            .heap
+            .alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
+        for i in 0..ctx::BLOCK_SIZE {
+            c.set_slot(i, block.slot(i));
+        }
+        c.set_slot(ctx::STACK, stack);
+        c.set_slot(ctx::BYTE_POINTER, block.slot(ctx::OLD_BYTE_POINTER));
+        c.set_slot(ctx::STACK_TOP, Value::from_int(0));
+        c.set_slot(ctx::PREVIOUS, nil);
+        self.sched.procs.push(Process {
+            context: c,
+            barriers: Vec::new(),
+            waiting_on: None,
+            resume_value: None,
+        });
+        Ok(())
+    }
+
+    // ----- host faults ------------------------------------------------------------------------
+
+    /// Reports a host fault as `receiver error: message`, whose result stands for the failed
+    /// instruction's result.
+    fn raise_fault(&mut self, msg: String) -> Step {
+        if self.reporting_fault {
+            return Err(VmError::Fatal(format!("{msg} (while reporting an earlier error)")).into());
+        }
+        self.reporting_fault = true;
+        tracing::debug!(target: "tracevm::interp", "host fault: {msg}");
+        let receiver = self.receiver();
+        let s = self.new_string(msg.as_bytes());
+        let args = self.new_array(&[receiver, s]);
+        let sel = self.selectors.error;
+        self.send(sel, args, None, None)
+    }
+
+    // ----- the dispatch loop ------------------------------------------------------------------
+
+    /// Runs the current process until it finishes or blocks.
+    fn interpret(&mut self) -> Result<Exit, VmError> {
+        loop {
+            match self.dispatch() {
+                Ok(()) => unreachable!("dispatch only returns by interrupt"),
+                Err(Interrupt::Exit(e)) => return Ok(e),
+                Err(Interrupt::Error(e)) => return Err(e),
+                Err(Interrupt::Fault(msg)) => match self.raise_fault(msg) {
+                    Ok(()) => continue,
+                    Err(Interrupt::Error(e)) => return Err(e),
+                    Err(Interrupt::Fault(m)) => return Err(VmError::Fatal(m)),
+                    Err(Interrupt::Exit(e)) => return Ok(e),
+                },
+            }
+        }
+    }
+
+    /// Executes bytecodes until something interrupts.
+    fn dispatch(&mut self) -> Step {
+        loop {
+            let start = self.regs.ip;
+            let b = self.fetch()?;
+            let (op, n) = if b >> 4 == 0 {
+                (b & 15, self.fetch()?)
+            } else {
+                (b >> 4, b & 15)
+            };
+            match op {
+                1 => {
+                    let rcv = self.receiver();
+                    match rcv.slot_checked(n as usize) {
+                        Some(v) => self.push(v),
+                        None => {
+                            return fault(format!("no instance variable {} in receiver", n + 1))
+                        }
+                    }
+                }
+                2 => match self.regs.args.slot_checked(n as usize) {
+                    Some(v) => self.push(v),
+                    None => return fault(format!("no argument {n}")),
+                },
+                3 => match self.regs.temps.slot_checked(n as usize) {
+                    Some(v) => self.push(v),
+                    None => return fault(format!("no temporary {n}")),
+                },
+                4 => match self.regs.literals.slot_checked(n as usize) {
+                    Some(v) => self.push(v),
+                    None => return fault(format!("no literal {n}")),
+                },
+                5 => {
+                    let v = match n {
+                        0..=9 => Value::from_int(n as i32),
+                        10 => self.k.nil,
+                        11 => self.k.true_,
+                        12 => self.k.false_,
+                        _ => return fault(format!("bad constant {n}")),
+                    };
+                    self.push(v);
+                }
+                6 => {
+                    let v = self.top()?;
+                    let rcv = self.receiver();
+                    if rcv.slot_checked(n as usize).is_none() {
+                        return fault(format!("no instance variable {} in receiver", n + 1));
+                    }
+                    self.note_store(rcv, n as usize);
+                    rcv.set_slot(n as usize, v);
+                }
+                7 => {
+                    let v = self.top()?;
+                    let t = self.regs.temps;
+                    if t.slot_checked(n as usize).is_none() {
+                        return fault(format!("no temporary {n}"));
+                    }
+                    t.set_slot(n as usize, v);
+                }
+                8 => {
+                    let n = n as usize;
+                    if self.regs.sp < n {
+                        return fault("stack underflow");
+                    }
+                    let array = self.k.array;
+                    let nil = self.k.nil;
+                    let a = self.heap.alloc_pointers(array, n, nil);
+                    let base = self.regs.sp - n;
+                    for i in 0..n {
+                        a.set_slot(i, self.regs.stack.slot(base + i));
+                    }
+                    self.regs.sp = base;
+                    self.push(a);
+                }
+                9 => {
+                    self.safepoint()?;
+                    let args = self.pop()?;
+                    let Some(sel) = self.regs.literals.slot_checked(n as usize) else {
+                        return fault(format!("no literal {n}"));
+                    };
+                    let site = match self.method_data[self.regs.data].site_at.get(start) {
+                        Some(SiteRef::Send(s)) => Some(*s as usize),
+                        _ => None,
+                    };
+                    self.send(sel, args, None, site)?;
+                }
+                10 => {
+                    let v = self.pop()?;
+                    let is_nil = v == self.k.nil;
+                    let r = match n {
+                        0 => is_nil,
+                        1 => !is_nil,
+                        _ => return fault(format!("bad unary opcode {n}")),
+                    };
+                    let b = self.bool(r);
+                    self.push(b);
+                }
+                11 => {
+                    let b = self.pop()?;
+                    let a = self.pop()?;
+                    if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
+                        let r = match n {
+                            0 => Some(self.bool(x < y)),
+                            1 => Some(self.bool(x <= y)),
+                            2 => x.checked_add(y).map(Value::from_int),
+                            _ => return fault(format!("bad binary opcode {n}")),
+                        };
+                        if let Some(r) = r {
+                            self.push(r);
+                            continue;
+                        }
+                    }
+                    if n > 2 {
+                        return fault(format!("bad binary opcode {n}"));
+                    }
+                    self.safepoint()?;
+                    let sel = self.selectors.binary[n as usize];
+                    let args = self.new_array(&[a, b]);
+                    let site = match self.method_data[self.regs.data].site_at.get(start) {
+                        Some(SiteRef::Send(s)) => Some(*s as usize),
+                        _ => None,
+                    };
+                    self.send(sel, args, None, site)?;
+                }
+                12 => self.push_block(n)?,
+                13 => {
+                    let p = self.fetch()?;
+                    self.primitive(n as usize, p)?;
+                }
+                14 => {
+                    let cls = self.class_of(self.receiver());
+                    match cls.slot_checked(class::FIRST_CLASS_VARIABLE + n as usize) {
+                        Some(v) => self.push(v),
+                        None => return fault(format!("no class variable {n}")),
+                    }
+                }
+                15 => match n {
+                    1 => {
+                        let v = self.receiver();
+                        let target = self.regs.ctx.slot(ctx::PREVIOUS);
+                        self.return_to(target, v)?;
+                    }
+                    2 => {
+                        let v = self.pop()?;
+                        let target = self.regs.ctx.slot(ctx::PREVIOUS);
+                        self.return_to(target, v)?;
+                    }
+                    3 => {
+                        let v = self.pop()?;
+                        let c = self.regs.ctx;
+                        let home = if c.len() >= ctx::BLOCK_SIZE {
+                            c.slot(ctx::CREATING_CONTEXT)
+                        } else {
+                            c
+                        };
+                        let Some(target) = home.slot_checked(ctx::PREVIOUS) else {
+                            return fault("block return without a home context");
+                        };
+                        self.return_to(target, v)?;
+                    }
+                    4 => {
+                        let v = self.top()?;
+                        self.push(v);
+                    }
+                    5 => {
+                        self.pop()?;
+                    }
+                    6 => {
+                        let t = self.fetch()? as usize;
+                        if t < self.regs.ip {
+                            self.safepoint()?;
+                        }
+                        self.regs.ip = t;
+                    }
+                    7 | 8 => {
+                        let t = self.fetch()? as usize;
+                        let v = self.pop()?;
+                        let want = if n == 7 { self.k.true_ } else { self.k.false_ };
+                        let taken = v == want;
+                        if let Some(&SiteRef::Branch(i)) =
+                            self.method_data[self.regs.data].site_at.get(start)
+                        {
+                            let c = &mut self.method_data[self.regs.data].branches[i as usize];
+                            c.executed += 1;
+                            c.taken += taken as u64;
+                        }
+                        if taken {
+                            self.regs.ip = t;
+                        }
+                    }
+                    11 => {
+                        let k = self.fetch()?;
+                        self.safepoint()?;
+                        let args = self.pop()?;
+                        let Some(sel) = self.regs.literals.slot_checked(k as usize) else {
+                            return fault(format!("no literal {k}"));
+                        };
+                        let parent = self
+                            .regs
+                            .method
+                            .slot_checked(meth::CLASS)
+                            .and_then(|c| c.slot_checked(class::PARENT))
+                            .unwrap_or(self.k.nil);
+                        let site = match self.method_data[self.regs.data].site_at.get(start) {
+                            Some(SiteRef::Send(s)) => Some(*s as usize),
+                            _ => None,
+                        };
+                        self.send(sel, args, Some(parent), site)?;
+                    }
+                    _ => return fault(format!("bad special opcode {n}")),
+                },
+                _ => return fault(format!("bad opcode {op}")),
+            }
+        }
+    }
+
+    // ----- entry points for the host ----------------------------------------------------------
+
+    /// Runs `method` with the argument Array `args` (receiver first) as a new top-level process,
+    /// then any processes it forked, and answers the method's result.
+    pub fn run_method(&mut self, method: Value, args: Value) -> Result<Value, VmError> {
+        self.reporting_fault = false;
+        let nil = self.k.nil;
+        let array = self.k.array;
+        let (Some(ss), Some(ts)) = (
+            method
+                .slot_checked(meth::STACK_SIZE)
+                .and_then(|v| v.as_int()),
+            method
+                .slot_checked(meth::TEMP_SIZE)
+                .and_then(|v| v.as_int()),
+        ) else {
+            return Err(VmError::Fatal("not a method".into()));
+        };
+        let temps = if ts > 0 {
+            self.heap.alloc_pointers(array, ts as usize, nil)
+        } else {
+            nil
+        };
+        let stack = self
+            .heap
+            .alloc_pointers(array, ss.clamp(1, 1 << 16) as usize, nil);
+        let zero = Value::from_int(0);
+        let context_class = self.k.context;
+        let c = self.heap.alloc_with_slots(
+            context_class,
+            &[method, args, temps, stack, zero, zero, nil],
+        );
+        let main = self.sched.procs.len();
+        self.sched.procs.push(Process {
+            context: c,
+            barriers: Vec::new(),
+            waiting_on: None,
+            resume_value: None,
+        });
+        let result = self.schedule(main);
+        // Whatever happened, the processes of this evaluation are over.
+        self.sched.procs.truncate(main);
+        self.regs = Regs::empty();
+        result
+    }
+
+    /// Sends `selector` to `receiver` with `args` from the host.
+    pub fn send_from_host(
+        &mut self,
+        receiver: Value,
+        selector: &str,
+        args: &[Value],
+    ) -> Result<Value, VmError> {
+        let sel = self.new_string(selector.as_bytes());
+        let cls = self.class_of(receiver);
+        let Some(method) = self.lookup(cls, sel) else {
+            return Err(VmError::Smalltalk {
+                message: format!("{} does not understand {selector}", self.class_name(cls)),
+                backtrace: String::new(),
+            });
+        };
+        let mut all = vec![receiver];
+        all.extend_from_slice(args);
+        let a = self.new_array(&all);
+        self.run_method(method, a)
+    }
+
+    /// Runs processes from `main` on until `main` finishes; then runs the others that can run.
+    fn schedule(&mut self, main: usize) -> Result<Value, VmError> {
+        let mut pid = main;
+        let mut main_result = None;
+        loop {
+            self.switch_to(pid)
+                .map_err(|_| VmError::Fatal("cannot resume process".into()))?;
+            match self.interpret()? {
+                Exit::Finished(v) => {
+                    self.sched.procs[pid].context = self.k.nil;
+                    self.sched.procs[pid].waiting_on = Some(usize::MAX); // finished: never runnable
+                    if pid == main {
+                        main_result = Some(v);
+                    }
+                }
+                Exit::Blocked => {}
+            }
+            // Main first whenever it can run; otherwise any runnable process of this evaluation.
+            let runnable =
+                |i: usize, s: &super::Scheduler| i >= main && s.procs[i].waiting_on.is_none();
+            if main_result.is_none() && runnable(main, &self.sched) {
+                pid = main;
+            } else if let Some(next) =
+                (main..self.sched.procs.len()).find(|&i| runnable(i, &self.sched))
+            {
+                pid = next;
+            } else if let Some(v) = main_result {
+                return Ok(v);
+            } else {
+                return Err(VmError::Fatal(
+                    "deadlock: every process is waiting on a Semaphore".into(),
+                ));
+            }
+        }
+    }
+
+    fn switch_to(&mut self, pid: usize) -> Step {
+        self.sched.current = pid;
+        let c = self.sched.procs[pid].context;
+        self.load_context(c)?;
+        if let Some(v) = self.sched.procs[pid].resume_value.take() {
+            self.push(v);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! Method lookup and its caches: the global (class, selector) → method cache, the inline caches of
+//! send sites (in `MethodData`), and their invalidation.
+//!
+//! Lookup scans a class's `methods` array linearly comparing selector strings by content, then the
+//! parent class, as the reference VM does. Caches are only an accelerator: any store into a class
+//! object's `parentClass`/`methods` slots, or into a methods array that a lookup has read, flushes
+//! every cache (`Vm::note_store`). A cache never answers for a lookup that a store may have changed.
+
+use super::{class, meth, Vm};
+use crate::heap::{Kind, Value};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Header flag: this object is a class whose `parentClass`/`methods` slots lookups depend on.
+pub const WATCH_CLASS: u8 = 1;
+/// Header flag: this object is a methods array that lookups have read; any store flushes.
+pub const WATCH_ALL: u8 = 2;
+
+/// A multiplicative hash for pairs of object addresses (std's SipHash is needlessly slow here).
+#[derive(Default)]
+pub struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// The global lookup cache, keyed by (class, selector object) identity.
+#[derive(Default)]
+pub struct LookupCache {
+    map: HashMap<(u64, u64), Value, BuildHasherDefault<PairHasher>>,
+}
+
+impl LookupCache {
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// True when `a` and `b` are byte objects with the same content.
+fn same_selector(a: Value, b: Value) -> bool {
+    a == b
+        || (a.is_ptr()
+            && b.is_ptr()
+            && a.kind() == Kind::Bytes
+            && b.kind() == Kind::Bytes
+            && a.bytes() == b.bytes())
+}
+
+impl Vm {
+    /// Full lookup, no caches. Marks every class and methods array it reads so that a later store
+    /// into them flushes the caches.
+    pub fn lookup_uncached(&mut self, mut cls: Value, selector: Value) -> Option<Value> {
+        let nil = self.k.nil;
+        let mut guard = 0;
+        while cls != nil
+            && cls.is_ptr()
+            && cls.kind() == Kind::Pointers
+            && cls.len() > class::METHODS
+        {
+            cls.set_flags(cls.flags() | WATCH_CLASS);
+            let methods = cls.slot(class::METHODS);
+            if methods.is_ptr() && methods.kind() == Kind::Pointers {
+                methods.set_flags(methods.flags() | WATCH_ALL);
+                for i in 0..methods.len() {
+                    let m = methods.slot(i);
+                    if let Some(name) = m.slot_checked(meth::NAME) {
+                        if same_selector(name, selector) {
+                            return Some(m);
+                        }
+                    }
+                }
+            }
+            cls = cls.slot(class::PARENT);
+            guard += 1;
+            if guard > 10_000 {
+                return None; // a cycle in parentClass links
+            }
+        }
+        None
+    }
+
+    /// Lookup through the global cache.
+    pub fn lookup(&mut self, cls: Value, selector: Value) -> Option<Value> {
+        let key = (cls.raw(), selector.raw());
+        if let Some(&m) = self.cache.map.get(&key) {
+            return Some(m);
+        }
+        let m = self.lookup_uncached(cls, selector)?;
+        self.cache.map.insert(key, m);
+        Some(m)
+    }
+
+    /// Lookup through the inline cache of send site `site` of the method with data `data`, then the
+    /// global cache. Updates the site's state and counts.
+    #[inline]
+    pub(crate) fn lookup_at_site(
+        &mut self,
+        data: usize,
+        site: usize,
+        cls: Value,
+        selector: Value,
+    ) -> Option<Value> {
+        let s = &mut self.method_data[data].sends[site];
+        s.sends += 1;
+        for e in s.entries.as_mut_slice() {
+            if e.class == cls {
+                e.count = e.count.saturating_add(1);
+                return Some(e.method);
+            }
+        }
+        self.counters.ic_misses += 1;
+        let m = self.lookup(cls, selector)?;
+        let s = &mut self.method_data[data].sends[site];
+        if !s.megamorphic
+            && !s.entries.push(super::SiteEntry {
+                class: cls,
+                method: m,
+                count: 1,
+            })
+        {
+            s.megamorphic = true;
+            s.entries.clear();
+        }
+        Some(m)
+    }
+
+    /// Flushes the global cache and every inline cache.
+    pub fn flush_caches(&mut self) {
+        self.cache.clear();
+        for d in &mut self.method_data {
+            d.flush_sends();
+        }
+        self.counters.cache_flushes += 1;
+        tracing::debug!(target: "tracevm::interp", "method caches flushed");
+    }
+
+    /// The write barrier for lookups: called before a store of slot `index` into `obj`.
+    #[inline(always)]
+    pub(crate) fn note_store(&mut self, obj: Value, index: usize) {
+        let f = obj.flags();
+        if f != 0
+            && (f & WATCH_ALL != 0
+                || (f & WATCH_CLASS != 0 && (index == class::PARENT || index == class::METHODS)))
+        {
+            self.flush_caches();
+        }
+    }
+
+    /// The method data index of `method`, creating it on first use.
+    pub(crate) fn method_data_index(&mut self, method: Value, code: Value) -> usize {
+        let aux = method.aux();
+        if aux != 0 {
+            return aux as usize - 1;
+        }
+        let d = super::MethodData::for_method(method, code.bytes());
+        let i = match self.free_method_data.pop() {
+            Some(i) => {
+                self.method_data[i] = d;
+                i
+            }
+            None => {
+                self.method_data.push(d);
+                self.method_data.len() - 1
+            }
+        };
+        method.set_aux(i as u64 + 1);
+        i
+    }
+
+    /// The data of a method, if it has run.
+    pub fn method_data_of(&self, method: Value) -> Option<&super::MethodData> {
+        if method.is_int() || method.kind() != Kind::Pointers {
+            return None;
+        }
+        match method.aux() {
+            0 => None,
+            a => self
+                .method_data
+                .get(a as usize - 1)
+                .filter(|d| d.method == method),
+        }
+    }
+}

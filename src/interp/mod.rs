@@ -1,0 +1,400 @@
+//! The virtual machine: state shared by the interpreter, the primitives and the host (`Vm`), and
+//! the entry points the host uses to run Smalltalk code.
+//!
+//! Owns the roots (image roots, processes, pinned host values, caches) and garbage collection at
+//! safepoints. It never prints: output goes through the `Vm`'s writers, errors go back to the host
+//! as `VmError` and are reported once, at the edge (the CLI).
+
+mod exec;
+pub mod lookup;
+mod method_data;
+mod process;
+
+pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntry, POLY_LIMIT};
+pub use process::{Process, Scheduler};
+
+use crate::heap::{Heap, Kind, Value};
+use crate::image;
+use lookup::LookupCache;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+use thiserror::Error;
+
+/// Slot indices of Context and Block objects (SMALLWORLD-VM.md §2).
+pub mod ctx {
+    pub const METHOD: usize = 0;
+    pub const ARGUMENTS: usize = 1;
+    pub const TEMPORARIES: usize = 2;
+    pub const STACK: usize = 3;
+    pub const BYTE_POINTER: usize = 4;
+    pub const STACK_TOP: usize = 5;
+    pub const PREVIOUS: usize = 6;
+    pub const SIZE: usize = 7;
+    /// Block only.
+    pub const ARG_LOCATION: usize = 7;
+    pub const CREATING_CONTEXT: usize = 8;
+    pub const OLD_BYTE_POINTER: usize = 9;
+    pub const BLOCK_SIZE: usize = 10;
+}
+
+/// Slot indices of Method objects.
+pub mod meth {
+    pub const NAME: usize = 0;
+    pub const BYTECODES: usize = 1;
+    pub const LITERALS: usize = 2;
+    pub const STACK_SIZE: usize = 3;
+    pub const TEMP_SIZE: usize = 4;
+    pub const CLASS: usize = 5;
+    pub const TEXT: usize = 6;
+    pub const SIZE: usize = 7;
+}
+
+/// Slot indices of class objects.
+pub mod class {
+    pub const NAME: usize = 0;
+    pub const PARENT: usize = 1;
+    pub const METHODS: usize = 2;
+    pub const SIZE: usize = 3;
+    pub const VARIABLES: usize = 4;
+    pub const FIRST_CLASS_VARIABLE: usize = 5;
+}
+
+/// Why a run of Smalltalk code stopped without a result.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum VmError {
+    /// `Object>>error:` (through the headless prelude), doesNotUnderstand:, or a host fault.
+    #[error("{message}")]
+    Smalltalk { message: String, backtrace: String },
+    /// `Object halt` (primitive 34) outside an error report.
+    #[error("halted (Object halt)")]
+    Halted,
+    /// `SmallWorld quit` (primitive 117).
+    #[error("quit")]
+    Quit(i32),
+    /// A state the VM cannot continue from (no doesNotUnderstand:, every process blocked, …).
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+/// Well-known objects found at boot. They are all reachable from the image roots or pinned.
+#[derive(Clone, Copy, Debug)]
+pub struct Specials {
+    pub nil: Value,
+    pub true_: Value,
+    pub false_: Value,
+    pub array: Value,
+    pub block: Value,
+    pub context: Value,
+    pub small_int: Value,
+    pub string: Value,
+    pub class: Value,
+    pub meta_class: Value,
+    pub float: Value,
+    pub char_: Value,
+    pub byte_array: Value,
+    pub file: Value,
+    pub semaphore: Value,
+    pub method: Value,
+    pub object: Value,
+}
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub bytecodes: u64,
+    pub sends: u64,
+    pub ic_misses: u64,
+    pub cache_flushes: u64,
+    pub gc_count: u64,
+    pub gc_time_ns: u64,
+}
+
+/// Where primitive 116 (`File saveImage`) may write.
+#[derive(Clone, Debug, Default)]
+pub struct SaveTarget {
+    pub path: Option<PathBuf>,
+}
+
+/// The machine.
+pub struct Vm {
+    pub heap: Heap,
+    pub roots: Vec<Value>,
+    pub k: Specials,
+    pub(crate) cache: LookupCache,
+    pub(crate) method_data: Vec<MethodData>,
+    pub(crate) free_method_data: Vec<usize>,
+    pub(crate) sched: Scheduler,
+    pub(crate) host: crate::primitives::HostTables,
+    /// Values the host holds between calls into Smalltalk.
+    pinned: Vec<Value>,
+    /// Selector strings the VM itself sends (`<`, `<=`, `+`, `doesNotUnderstand:`, `error:`).
+    pub(crate) selectors: exec::VmSelectors,
+    pub(crate) regs: exec::Regs,
+    pub out: Box<dyn Write>,
+    pub err: Box<dyn Write>,
+    pub save_target: SaveTarget,
+    pub started: Instant,
+    pub counters: Counters,
+    /// Set while a host fault is being reported, so a fault inside the report is fatal, not a loop.
+    pub(crate) reporting_fault: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error("image has no class named {0}")]
+    MissingClass(&'static str),
+    #[error("the headless prelude failed: {0}")]
+    Prelude(String),
+}
+
+fn find_class_named(
+    heap: &Heap,
+    class_class: Value,
+    meta_class: Value,
+    name: &[u8],
+) -> Option<Value> {
+    let mut found = None;
+    heap.for_each_object(|o| {
+        if found.is_some() || o.kind() != Kind::Pointers || o.len() < 5 {
+            return;
+        }
+        let meta = o.obj_class();
+        if meta.is_int() || meta.kind() != Kind::Pointers {
+            return;
+        }
+        let mc = meta.obj_class();
+        if mc != class_class && mc != meta_class {
+            return;
+        }
+        let n = o.slot(class::NAME);
+        if n.is_ptr() && n.kind() == Kind::Bytes && n.bytes() == name {
+            found = Some(o);
+        }
+    });
+    found
+}
+
+impl Vm {
+    /// Boots a VM from image bytes. Writers default to the process's stdout and stderr.
+    pub fn from_image_bytes(data: &[u8]) -> Result<Vm, BootError> {
+        let img = image::load(data)?;
+        let heap = img.heap;
+        let roots = img.roots;
+        let (nil, true_, false_, array, block, context, small_int) = (
+            roots[0], roots[1], roots[2], roots[3], roots[4], roots[5], roots[6],
+        );
+        // Array's class is MetaArray, whose class is Class; Class's class is MetaClass.
+        let class_class = array.obj_class().obj_class();
+        let meta_class = class_class.obj_class();
+        let named = |n: &'static str| {
+            find_class_named(&heap, class_class, meta_class, n.as_bytes())
+                .ok_or(BootError::MissingClass(n))
+        };
+        let k = Specials {
+            nil,
+            true_,
+            false_,
+            array,
+            block,
+            context,
+            small_int,
+            string: named("String")?,
+            class: class_class,
+            meta_class,
+            float: named("Float")?,
+            char_: named("Char")?,
+            byte_array: named("ByteArray")?,
+            file: named("File")?,
+            semaphore: named("Semaphore")?,
+            method: named("Method")?,
+            object: named("Object")?,
+        };
+        let mut vm = Vm {
+            heap,
+            roots,
+            k,
+            cache: LookupCache::default(),
+            method_data: Vec::new(),
+            free_method_data: Vec::new(),
+            sched: Scheduler::default(),
+            host: crate::primitives::HostTables::default(),
+            pinned: Vec::new(),
+            selectors: exec::VmSelectors::placeholder(),
+            regs: exec::Regs::empty(),
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+            save_target: SaveTarget::default(),
+            started: Instant::now(),
+            counters: Counters::default(),
+            reporting_fault: false,
+        };
+        vm.selectors = exec::VmSelectors::new(&mut vm);
+        Ok(vm)
+    }
+
+    /// The class of any value.
+    #[inline(always)]
+    pub fn class_of(&self, v: Value) -> Value {
+        if v.is_int() {
+            self.k.small_int
+        } else {
+            v.obj_class()
+        }
+    }
+
+    #[inline(always)]
+    pub fn bool(&self, b: bool) -> Value {
+        if b {
+            self.k.true_
+        } else {
+            self.k.false_
+        }
+    }
+
+    /// A new String with the given bytes.
+    pub fn new_string(&mut self, s: &[u8]) -> Value {
+        let c = self.k.string;
+        self.heap.alloc_bytes_from(c, s)
+    }
+
+    /// A new Array holding `vals`.
+    pub fn new_array(&mut self, vals: &[Value]) -> Value {
+        let c = self.k.array;
+        self.heap.alloc_with_slots(c, vals)
+    }
+
+    /// Keeps `v` alive across calls into Smalltalk until `unpin`.
+    pub fn pin(&mut self, v: Value) {
+        self.pinned.push(v);
+    }
+
+    pub fn unpin(&mut self, v: Value) {
+        if let Some(i) = self.pinned.iter().rposition(|&p| p == v) {
+            self.pinned.swap_remove(i);
+        }
+    }
+
+    /// The name of a class as text (for messages).
+    pub fn class_name(&self, cls: Value) -> String {
+        cls.slot_checked(class::NAME)
+            .filter(|n| n.is_ptr() && n.kind() == Kind::Bytes)
+            .map(|n| String::from_utf8_lossy(n.bytes()).into_owned())
+            .unwrap_or_else(|| "?".into())
+    }
+
+    /// A class registered in `Class classes` (the only namespace the image's compiler sees).
+    pub fn find_registered_class(&self, name: &str) -> Option<Value> {
+        let classes = self.k.class.slot_checked(class::FIRST_CLASS_VARIABLE)?;
+        if !classes.is_ptr() || classes.kind() != Kind::Pointers {
+            return None;
+        }
+        (0..classes.len())
+            .map(|i| classes.slot(i))
+            .find(|&c| c.is_ptr() && self.class_name(c) == name)
+    }
+
+    /// Finds a class by name: the registered classes first (`Class classes`), then every class
+    /// object in the heap (sw2015 leaves some classes unregistered).
+    pub fn find_class(&self, name: &str) -> Option<Value> {
+        let classes = self.k.class.slot_checked(class::FIRST_CLASS_VARIABLE)?;
+        if classes.is_ptr() && classes.kind() == Kind::Pointers {
+            for i in 0..classes.len() {
+                let c = classes.slot(i);
+                if c.is_ptr() && self.class_name(c) == name {
+                    return Some(c);
+                }
+            }
+        }
+        find_class_named(&self.heap, self.k.class, self.k.meta_class, name.as_bytes())
+    }
+
+    /// Collects garbage. Only called at safepoints, when every live value is in a root.
+    pub(crate) fn collect_garbage(&mut self) {
+        let t0 = Instant::now();
+        let mut gc = self.heap.start_collection();
+        for &r in &self.roots {
+            gc.mark(r);
+        }
+        let k = self.k;
+        for v in [
+            k.nil,
+            k.true_,
+            k.false_,
+            k.array,
+            k.block,
+            k.context,
+            k.small_int,
+            k.string,
+            k.class,
+            k.meta_class,
+            k.float,
+            k.char_,
+            k.byte_array,
+            k.file,
+            k.semaphore,
+            k.method,
+            k.object,
+        ] {
+            gc.mark(v);
+        }
+        for &p in &self.pinned {
+            gc.mark(p);
+        }
+        gc.mark(self.regs.ctx);
+        self.selectors.mark(&mut gc);
+        self.sched.mark(&mut gc);
+        self.host.mark(&mut gc);
+        for d in &self.method_data {
+            d.mark_cached(&mut gc);
+        }
+        gc.trace();
+        // Method data is weak in its method: drop the data of methods that died.
+        for i in 0..self.method_data.len() {
+            let m = self.method_data[i].method;
+            if m != Value::from_int(0) && !gc.is_live(m) {
+                self.method_data[i] = MethodData::vacant();
+                self.free_method_data.push(i);
+            }
+        }
+        gc.finish();
+        self.cache.clear();
+        self.counters.gc_count += 1;
+        self.counters.gc_time_ns += t0.elapsed().as_nanos() as u64;
+    }
+
+    /// Runs a full collection now (for tests and `--stats`); safe only between calls into Smalltalk.
+    pub fn collect_now(&mut self) {
+        self.collect_garbage();
+    }
+}
+
+impl Vm {
+    /// Replaces `old` by `new` in every root the VM holds (primitive 32's identity-keeping growth).
+    pub(crate) fn replace_root_references(&mut self, old: Value, new: Value) {
+        let swap = |v: &mut Value| {
+            if *v == old {
+                *v = new;
+            }
+        };
+        self.roots.iter_mut().for_each(swap);
+        self.pinned.iter_mut().for_each(swap);
+        for p in &mut self.sched.procs {
+            swap(&mut p.context);
+            p.barriers.iter_mut().for_each(swap);
+        }
+        let r = &mut self.regs;
+        for v in [
+            &mut r.ctx,
+            &mut r.method,
+            &mut r.literals,
+            &mut r.args,
+            &mut r.temps,
+            &mut r.stack,
+        ] {
+            swap(v);
+        }
+    }
+}
