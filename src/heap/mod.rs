@@ -8,7 +8,8 @@
 //! Small objects (up to `MAX_SMALL_WORDS` words including the header) live in 32 KiB pages, each
 //! carved into cells of one size; free cells are chained through their first word. Larger objects
 //! get their own allocation. A page that the sweep finds empty goes back to a shared pool, so a
-//! program whose object sizes change over time does not keep dead pages per size.
+//! program whose object sizes change over time does not keep dead pages per size. Pages are never
+//! returned to the system (see `sweep`), so the heap's footprint is its peak live size plus slack.
 
 mod object;
 mod value;
@@ -27,8 +28,6 @@ const MAX_SMALL_WORDS: usize = 64;
 const PAGE_WORDS: usize = 4096;
 /// Allocation (in words) between collections before the heap has any live data to scale by.
 const MIN_GC_BUDGET_WORDS: usize = 1 << 20; // 8 MiB
-/// Empty pages kept in the pool for reuse; the rest go back to the system.
-const MAX_POOLED_PAGES: usize = 64;
 /// Largest object the VM will allocate (words); beyond it allocation reports failure instead of
 /// asking the system for absurd amounts.
 pub const MAX_OBJECT_WORDS: usize = 1 << 28;
@@ -119,13 +118,7 @@ impl Heap {
         let mut head = self.free[cell];
         for k in (0..n).rev() {
             // SAFETY: k * cell + 1 < PAGE_WORDS, inside `mem`.
-            unsafe {
-                let p = base.add(k * cell);
-                p.write(head);
-                p.add(1)
-                    .write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
-                head = p as u64;
-            }
+            unsafe { free_cell(base.add(k * cell), cell, &mut head) };
         }
         self.free[cell] = head;
         self.pages.push(Page { mem, cell });
@@ -141,9 +134,9 @@ impl Heap {
                 self.carve_page(words);
             }
             let p = self.free[words] as *mut u64;
-            // SAFETY: free-chain entries are free cells of this size inside our pages; word 0 is
+            // SAFETY: free-chain entries are free cells of this size inside our pages; word 2 is
             // the link.
-            self.free[words] = unsafe { p.read() };
+            self.free[words] = unsafe { p.add(2).read() };
             (p, words as u8)
         } else {
             let layout = Layout::array::<u64>(words).expect("object size checked by caller");
@@ -221,6 +214,22 @@ impl Heap {
         v
     }
 
+    /// Returns a small object to its free list at once, before any collection. The caller
+    /// guarantees that nothing live refers to it (the interpreter does this for contexts and their
+    /// arrays that never escaped). Large objects are left to the collector.
+    #[inline]
+    pub fn free(&mut self, v: Value) {
+        let cell = v.cell_words() as usize;
+        if cell == 0 || v.kind() == Kind::Free {
+            return;
+        }
+        self.allocated_since_gc = self.allocated_since_gc.saturating_sub(cell);
+        let mut head = self.free[cell];
+        // SAFETY: `v` is a live small object (cell != 0), so it is a whole cell of a page.
+        unsafe { free_cell(v.raw() as *mut u64, cell, &mut head) };
+        self.free[cell] = head;
+    }
+
     /// Calls `f` on every allocated object (pages and large objects).
     pub fn for_each_object(&self, mut f: impl FnMut(Value)) {
         for page in &self.pages {
@@ -287,16 +296,13 @@ impl Heap {
                     if kind != Kind::Free as u8 {
                         stats.freed_objects += 1;
                     }
-                    p.write(head);
-                    p.add(1)
-                        .write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
-                    head = p as u64;
+                    free_cell(p, cell, &mut head);
                 }
             }
             if live == 0 {
-                if self.empty_pages.len() < MAX_POOLED_PAGES {
-                    self.empty_pages.push(page.mem);
-                }
+                // Pages are kept, never returned to the system: a dead stack slot may still name
+                // a cell that was freed early (`Heap::free`), and it must stay readable memory.
+                self.empty_pages.push(page.mem);
             } else {
                 stats.live_objects += live;
                 self.free[cell] = head;
@@ -335,6 +341,24 @@ impl Drop for Heap {
     }
 }
 
+/// Turns the cell at `p` into a free cell linked in front of `*head`. A free cell's class word is
+/// the SmallInt 0, so a stale reference to it (which only introspection of dead stack slots can
+/// produce) reads as an object of no class instead of following a free-list link.
+///
+/// # Safety
+/// `p` must be the start of a `cell`-word cell inside a heap page.
+#[inline(always)]
+unsafe fn free_cell(p: *mut u64, cell: usize, head: &mut u64) {
+    // SAFETY: the caller guarantees the cell's three header words are ours to write.
+    unsafe {
+        p.write(Value::from_int(0).raw());
+        p.add(1)
+            .write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
+        p.add(2).write(*head);
+    }
+    *head = p as u64;
+}
+
 /// A collection in progress (see `Heap::start_collection`).
 pub struct Collection<'h> {
     heap: &'h mut Heap,
@@ -353,6 +377,9 @@ impl Collection<'_> {
     /// Marks everything reachable from the roots marked so far.
     pub fn trace(&mut self) {
         while let Some(v) = self.heap.mark_stack.pop() {
+            if v.kind() == Kind::Free {
+                continue;
+            }
             self.mark(v.obj_class());
             if v.kind() == Kind::Pointers {
                 for i in 0..v.len() {

@@ -8,10 +8,18 @@
 //! backward jumps) and never lets a Rust panic stand for a Smalltalk error: bad operands become a
 //! `error:` send to the receiver (a "host fault"), as the reference VM's exceptions do.
 
+use super::method_data::{Quick, SiteRef};
 use super::process::Process;
-use super::{class, ctx, meth, method_data::SiteRef, Vm, VmError};
+use super::{class, ctx, meth, Vm, VmError};
 use crate::heap::{Collection, Kind, Value};
 use crate::primitives::{self, Fault};
+
+/// Context header flag: created by a send or a block entry and not (yet) visible to Smalltalk, so
+/// its return may free it and its private arrays at once (`recycle`). Cleared when the context
+/// escapes: a block captures it, `Context current` answers it, or a context above it escapes.
+const RECYCLABLE: u8 = 4;
+/// Context header flag: its arguments Array was built for this send alone.
+const OWNS_ARGS: u8 = 8;
 
 /// Selector strings the VM sends itself.
 pub(crate) struct VmSelectors {
@@ -134,7 +142,31 @@ impl Vm {
     }
 
     /// Makes `c` the active context, reading everything from it.
+    #[inline]
     fn load_context(&mut self, c: Value) -> Step {
+        if c.is_ptr() && c.flags() & RECYCLABLE != 0 {
+            // Never visible to Smalltalk, so still exactly as the VM built it.
+            let method = c.slot(ctx::METHOD);
+            let code = method.slot(meth::BYTECODES);
+            self.regs = Regs {
+                ctx: c,
+                method,
+                code: code.bytes(),
+                ip: c.slot(ctx::BYTE_POINTER).int_unchecked() as usize,
+                literals: method.slot(meth::LITERALS),
+                args: c.slot(ctx::ARGUMENTS),
+                temps: c.slot(ctx::TEMPORARIES),
+                stack: c.slot(ctx::STACK),
+                sp: c.slot(ctx::STACK_TOP).int_unchecked() as usize,
+                data: method.aux() as usize - 1,
+            };
+            return Ok(());
+        }
+        self.load_context_checked(c)
+    }
+
+    /// `load_context` for a context Smalltalk may have built or changed: every slot is checked.
+    fn load_context_checked(&mut self, c: Value) -> Step {
         if !is_array(c) || c.len() < ctx::SIZE {
             return fault("resumed object is not a context");
         }
@@ -272,31 +304,113 @@ impl Vm {
         self.counters.sends += 1;
         let receiver = args.slot(0);
         let cls = lookup_class.unwrap_or_else(|| self.class_of(receiver));
-        let found = match site {
-            Some(s) => self.lookup_at_site(self.regs.data, s, cls, selector),
-            None => self.lookup(cls, selector),
+        let (found, owns_args) = match site {
+            Some(s) => {
+                let data = self.regs.data;
+                let fresh = self.method_data[data].sends[s].fresh_args;
+                (self.lookup_at_site(data, s, cls, selector), fresh)
+            }
+            None => (self.lookup(cls, selector), false),
         };
-        let (method, args) = match found {
-            Some(m) => (m, args),
-            None => {
-                let dnu_sel = self.selectors.dnu;
-                let Some(dnu) = self.lookup(cls, dnu_sel) else {
-                    return Err(VmError::Fatal(format!(
-                        "{} does not understand {} and has no doesNotUnderstand:",
-                        self.class_name(cls),
-                        String::from_utf8_lossy(selector.bytes())
-                    ))
-                    .into());
-                };
-                let inner = self.new_array(&[selector, args]);
-                (dnu, self.new_array(&[receiver, inner]))
+        let Some(method) = found else {
+            let dnu_sel = self.selectors.dnu;
+            let Some(dnu) = self.lookup(cls, dnu_sel) else {
+                return Err(VmError::Fatal(format!(
+                    "{} does not understand {} and has no doesNotUnderstand:",
+                    self.class_name(cls),
+                    String::from_utf8_lossy(selector.bytes())
+                ))
+                .into());
+            };
+            let inner = self.new_array(&[selector, args]);
+            let dnu_args = self.new_array(&[receiver, inner]);
+            return self.activate(dnu, dnu_args, false);
+        };
+        if self.run_quick(method, args, owns_args)? {
+            return Ok(());
+        }
+        self.activate(method, args, owns_args)
+    }
+
+    /// Runs a quick method (see `Quick`) without a context. Answers false when `method` is not
+    /// quick, or its primitive failed and a real activation must report it.
+    #[inline]
+    fn run_quick(
+        &mut self,
+        method: Value,
+        args: Value,
+        owns_args: bool,
+    ) -> Result<bool, Interrupt> {
+        let Some(code) = method
+            .slot_checked(meth::BYTECODES)
+            .filter(|c| c.is_ptr() && c.kind() == Kind::Bytes)
+        else {
+            return Ok(false);
+        };
+        let d = self.method_data_index(method, code);
+        let quick = self.method_data[d].quick;
+        let receiver = args.slot(0);
+        let result = match quick {
+            Quick::No => return Ok(false),
+            Quick::ReturnSelf => receiver,
+            Quick::ReturnInstVar(n) => match receiver.slot_checked(n) {
+                Some(v) => v,
+                None => return Ok(false),
+            },
+            Quick::ReturnLiteral(n) => match method.slot(meth::LITERALS).slot_checked(n) {
+                Some(v) => v,
+                None => return Ok(false),
+            },
+            Quick::ReturnConstant(n) => match n {
+                0..=9 => Value::from_int(n as i32),
+                10 => self.k.nil,
+                11 => self.k.true_,
+                _ => self.k.false_,
+            },
+            Quick::Primitive { prim, args: list } => {
+                let mut vals = [Value::from_int(0); 6];
+                for (i, &a) in list.as_slice().iter().enumerate() {
+                    match args.slot_checked(a as usize) {
+                        Some(v) => vals[i] = v,
+                        None => return Ok(false),
+                    }
+                }
+                match primitives::call(self, prim, &vals[..list.len as usize]) {
+                    Ok(v) => v,
+                    Err(_) => return Ok(false),
+                }
+            }
+            Quick::BlockValue { args: list } => {
+                let n = list.len as usize;
+                let mut vals = [Value::from_int(0); 6];
+                for (i, &a) in list.as_slice().iter().enumerate() {
+                    match args.slot_checked(a as usize) {
+                        Some(v) => vals[i] = v,
+                        None => return Ok(false),
+                    }
+                }
+                let block = vals[n - 1];
+                if !is_array(block) || block.len() < ctx::BLOCK_SIZE {
+                    return Ok(false);
+                }
+                self.save_regs();
+                let sender = self.regs.ctx;
+                self.enter_block(block, &vals[..n - 1], sender)?;
+                if owns_args {
+                    self.heap.free(args);
+                }
+                return Ok(true);
             }
         };
-        self.activate(method, args)
+        self.push(result);
+        if owns_args {
+            self.heap.free(args);
+        }
+        Ok(true)
     }
 
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.
-    fn activate(&mut self, method: Value, args: Value) -> Step {
+    fn activate(&mut self, method: Value, args: Value, owns_args: bool) -> Step {
         let (Some(stack_size), Some(temp_size)) = (
             method
                 .slot_checked(meth::STACK_SIZE)
@@ -325,7 +439,56 @@ impl Vm {
             context_class,
             &[method, args, temps, stack, zero, zero, prev],
         );
-        self.load_context(c)
+        c.set_flags(RECYCLABLE | if owns_args { OWNS_ARGS } else { 0 });
+        // Everything is known: set the registers without re-reading and re-checking the context.
+        let code = method.slot(meth::BYTECODES);
+        let literals = method.slot(meth::LITERALS);
+        if !code.is_ptr() || code.kind() != Kind::Bytes {
+            return fault("method has no bytecodes");
+        }
+        let data = self.method_data_index(method, code);
+        self.regs = Regs {
+            ctx: c,
+            method,
+            code: code.bytes(),
+            ip: 0,
+            literals,
+            args,
+            temps,
+            stack,
+            sp: 0,
+            data,
+        };
+        Ok(())
+    }
+
+    /// Marks `c` and every context below it as escaped (no longer recyclable).
+    fn mark_escaped(&mut self, mut c: Value) {
+        while c.is_ptr() && c.flags() & RECYCLABLE != 0 {
+            c.set_flags(c.flags() & !(RECYCLABLE | OWNS_ARGS));
+            c = c.slot(ctx::PREVIOUS);
+        }
+    }
+
+    /// Frees a context that has returned, with its private arrays, if it never escaped.
+    #[inline]
+    fn recycle(&mut self, c: Value) {
+        let f = c.flags();
+        if f & RECYCLABLE == 0 {
+            return;
+        }
+        self.heap.free(c.slot(ctx::STACK));
+        // A block context shares its home's arguments and temporaries.
+        if c.len() == ctx::SIZE {
+            let t = c.slot(ctx::TEMPORARIES);
+            if t != self.k.nil {
+                self.heap.free(t);
+            }
+            if f & OWNS_ARGS != 0 {
+                self.heap.free(c.slot(ctx::ARGUMENTS));
+            }
+        }
+        self.heap.free(c);
     }
 
     /// Returns `value` to `target` (a context, or nil to end the current run).
@@ -370,6 +533,8 @@ impl Vm {
             home,
             body,
         ];
+        let here = r.ctx;
+        self.mark_escaped(here);
         let block_class = self.k.block;
         let b = self.heap.alloc_with_slots(block_class, &slots);
         self.regs.ip = end;
@@ -378,6 +543,7 @@ impl Vm {
     }
 
     /// Primitive 8: `Block>>value…`. `n` counts the arguments including the block (on top).
+    /// The block's context returns straight to the sender of `value`; the `value` context is done.
     fn block_value(&mut self, n: usize) -> Step {
         let block = self.pop()?;
         if !is_array(block) || block.len() < ctx::BLOCK_SIZE {
@@ -388,18 +554,28 @@ impl Vm {
         for i in (0..k).rev() {
             vals[i] = self.pop()?;
         }
+        self.save_regs();
+        let value_ctx = self.regs.ctx;
+        let sender = value_ctx.slot(ctx::PREVIOUS);
+        self.enter_block(block, &vals[..k], sender)?;
+        self.recycle(value_ctx);
+        Ok(())
+    }
+
+    /// Stores `args` into the block's home temporaries and enters a new block context whose
+    /// sender is `sender`.
+    fn enter_block(&mut self, block: Value, args: &[Value], sender: Value) -> Step {
         let Some(arg_loc) = block.slot(ctx::ARG_LOCATION).as_int() else {
             return fault("primitive 8: block has no argument location");
         };
         let temps = block.slot(ctx::TEMPORARIES);
-        for (i, &v) in vals[..k].iter().enumerate() {
+        for (i, &v) in args.iter().enumerate() {
             let at = arg_loc as usize + i;
             if !is_array(temps) || at >= temps.len() {
                 return fault("wrong argument count for block");
             }
             temps.set_slot(at, v);
         }
-        self.save_regs();
         let old_stack = block.slot(ctx::STACK);
         let stack_len = if is_array(old_stack) {
             old_stack.len().max(1)
@@ -419,7 +595,8 @@ impl Vm {
         c.set_slot(ctx::STACK, stack);
         c.set_slot(ctx::BYTE_POINTER, block.slot(ctx::OLD_BYTE_POINTER));
         c.set_slot(ctx::STACK_TOP, Value::from_int(0));
-        c.set_slot(ctx::PREVIOUS, self.regs.ctx.slot(ctx::PREVIOUS));
+        c.set_slot(ctx::PREVIOUS, sender);
+        c.set_flags(RECYCLABLE);
         self.load_context(c)
     }
 
@@ -447,6 +624,7 @@ impl Vm {
                 self.pop_args(argc)?;
                 self.save_regs();
                 let c = self.regs.ctx;
+                self.mark_escaped(c);
                 self.push(c);
                 return Ok(());
             }
@@ -731,15 +909,12 @@ impl Vm {
                     }
                 }
                 15 => match n {
-                    1 => {
-                        let v = self.receiver();
-                        let target = self.regs.ctx.slot(ctx::PREVIOUS);
+                    1 | 2 => {
+                        let v = if n == 1 { self.receiver() } else { self.pop()? };
+                        let done = self.regs.ctx;
+                        let target = done.slot(ctx::PREVIOUS);
                         self.return_to(target, v)?;
-                    }
-                    2 => {
-                        let v = self.pop()?;
-                        let target = self.regs.ctx.slot(ctx::PREVIOUS);
-                        self.return_to(target, v)?;
+                        self.recycle(done);
                     }
                     3 => {
                         let v = self.pop()?;

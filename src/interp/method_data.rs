@@ -21,6 +21,9 @@ pub struct SiteEntry {
 /// An inline cache in Cog's states: empty, monomorphic (1 entry), polymorphic (2–6), megamorphic.
 #[derive(Clone, Debug, Default)]
 pub struct SendSite {
+    /// The argument Array this site sends was built by the MarkArguments just before it (or by
+    /// the send itself), so the callee's context may free it on return.
+    pub fresh_args: bool,
     pub entries: smallvec_lite::Entries,
     pub megamorphic: bool,
     /// Sends executed at this site (all states).
@@ -42,6 +45,100 @@ pub enum SiteRef {
     Branch(u16),
 }
 
+/// A method the interpreter can run without building a context (Cog's "quick" and primitive
+/// methods). Recognised from the bytecodes, so it holds for any program, not particular ones.
+/// Which method arguments (0 = self) a quick method passes on, in push order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgList {
+    pub len: u8,
+    pub index: [u8; 6],
+}
+
+impl ArgList {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.index[..self.len as usize]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quick {
+    /// Build a context and interpret.
+    No,
+    /// `^ self` (or an empty body).
+    ReturnSelf,
+    /// `^ instVar`.
+    ReturnInstVar(usize),
+    /// `^ literal`.
+    ReturnLiteral(usize),
+    /// `^ constant` (PushConstant operand).
+    ReturnConstant(u8),
+    /// `^ <p a b …>` where every argument is a method argument: run the primitive directly; if it
+    /// faults, fall back to a real activation so the error report has the right backtrace.
+    Primitive { prim: u8, args: ArgList },
+    /// `<8 a … self>`: `Block>>value…`, entered straight from the sender.
+    BlockValue { args: ArgList },
+}
+
+/// Primitives that change control flow or need the caller's registers saved; never quick.
+const CONTROL_PRIMITIVES: [u8; 10] = [6, 8, 19, 29, 34, 35, 101, 116, 117, 122];
+
+fn decode(code: &[u8], ip: usize) -> Option<(u8, u8, usize)> {
+    let b = *code.get(ip)?;
+    if b >> 4 == 0 {
+        Some((b & 15, *code.get(ip + 1)?, ip + 2))
+    } else {
+        Some((b >> 4, b & 15, ip + 1))
+    }
+}
+
+/// Recognises quick methods (see `Quick`).
+pub fn quick_form(code: &[u8]) -> Quick {
+    let Some((op, n, next)) = decode(code, 0) else {
+        return Quick::No;
+    };
+    if (op, n) == (15, 1) {
+        return Quick::ReturnSelf;
+    }
+    let returns_next = |at: usize| decode(code, at).map(|(o, k, _)| (o, k)) == Some((15, 2));
+    match op {
+        2 if n == 0 && returns_next(next) => return Quick::ReturnSelf,
+        1 if returns_next(next) => return Quick::ReturnInstVar(n as usize),
+        4 if returns_next(next) => return Quick::ReturnLiteral(n as usize),
+        5 if n <= 12 && returns_next(next) => return Quick::ReturnConstant(n),
+        _ => {}
+    }
+    // push-argument* then a primitive.
+    let mut args = ArgList {
+        len: 0,
+        index: [0; 6],
+    };
+    let mut ip = 0;
+    while let Some((2, k, nx)) = decode(code, ip) {
+        if args.len as usize == args.index.len() {
+            return Quick::No;
+        }
+        args.index[args.len as usize] = k;
+        args.len += 1;
+        ip = nx;
+    }
+    let Some((13, argc, nx)) = decode(code, ip) else {
+        return Quick::No;
+    };
+    let Some(&prim) = code.get(nx) else {
+        return Quick::No;
+    };
+    if argc != args.len || args.len == 0 {
+        return Quick::No;
+    }
+    if prim == 8 {
+        return Quick::BlockValue { args };
+    }
+    if CONTROL_PRIMITIVES.contains(&prim) || !returns_next(nx + 1) {
+        return Quick::No;
+    }
+    Quick::Primitive { prim, args }
+}
+
 #[derive(Clone, Debug)]
 pub struct MethodData {
     /// The method this data belongs to (`Value::from_int(0)` when the entry is vacant).
@@ -53,6 +150,8 @@ pub struct MethodData {
     /// Offsets of the send sites / branches, in order (for reporting).
     pub send_offsets: Vec<u16>,
     pub branch_offsets: Vec<u16>,
+    /// How a send can run this method without a context.
+    pub quick: Quick,
 }
 
 /// A tiny fixed-capacity vector for cache entries (kept inline: a site is read on every send).
@@ -117,6 +216,7 @@ impl MethodData {
             branches: Vec::new(),
             send_offsets: Vec::new(),
             branch_offsets: Vec::new(),
+            quick: Quick::No,
         }
     }
 
@@ -125,7 +225,10 @@ impl MethodData {
         let mut d = MethodData::vacant();
         d.method = method;
         d.site_at = vec![SiteRef::None; code.len()];
+        d.quick = quick_form(code);
         let mut ip = 0;
+        let mut prev_op = 0;
+        let mut targets = Vec::new();
         while ip < code.len() {
             let start = ip;
             let b = code[ip];
@@ -141,19 +244,33 @@ impl MethodData {
             let is_branch = op == 15 && (n == 7 || n == 8);
             // Operand bytes that follow the instruction.
             if op == 12 || op == 13 || (op == 15 && (6..=8).contains(&n)) || (op == 15 && n == 11) {
+                if op == 12 || (op == 15 && (6..=8).contains(&n)) {
+                    targets.push(code.get(ip).copied().unwrap_or(0) as usize);
+                }
                 ip += 1;
             }
+            let after_mark = prev_op == 8;
+            prev_op = op;
             if start > u16::MAX as usize {
                 continue;
             }
             if is_send {
                 d.site_at[start] = SiteRef::Send(d.sends.len() as u16);
-                d.sends.push(SendSite::default());
+                d.sends.push(SendSite {
+                    fresh_args: op == 11 || after_mark,
+                    ..SendSite::default()
+                });
                 d.send_offsets.push(start as u16);
             } else if is_branch {
                 d.site_at[start] = SiteRef::Branch(d.branches.len() as u16);
                 d.branches.push(BranchCounts::default());
                 d.branch_offsets.push(start as u16);
+            }
+        }
+        // A send that is a jump target may receive an Array built elsewhere.
+        for (site, &off) in d.sends.iter_mut().zip(&d.send_offsets) {
+            if targets.contains(&(off as usize)) {
+                site.fresh_args = false;
             }
         }
         d
@@ -174,5 +291,49 @@ impl MethodData {
                 gc.mark(e.method);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(a: &[u8]) -> ArgList {
+        let mut l = ArgList {
+            len: a.len() as u8,
+            index: [0; 6],
+        };
+        l.index[..a.len()].copy_from_slice(a);
+        l
+    }
+
+    #[test]
+    fn quick_forms_are_recognised() {
+        assert_eq!(quick_form(&[0xF1]), Quick::ReturnSelf);
+        assert_eq!(quick_form(&[0x20, 0xF2, 0xF5, 0xF1]), Quick::ReturnSelf);
+        assert_eq!(quick_form(&[0x13, 0xF2]), Quick::ReturnInstVar(3));
+        assert_eq!(quick_form(&[0x01, 20, 0xF2]), Quick::ReturnInstVar(20));
+        assert_eq!(quick_form(&[0x5B, 0xF2]), Quick::ReturnConstant(11));
+        assert_eq!(quick_form(&[0x42, 0xF2]), Quick::ReturnLiteral(2));
+        // ^ <1 self arg>
+        assert_eq!(
+            quick_form(&[0x20, 0x21, 0xD2, 1, 0xF2]),
+            Quick::Primitive {
+                prim: 1,
+                args: list(&[0, 1])
+            }
+        );
+        // <8 a self>
+        assert_eq!(
+            quick_form(&[0x21, 0x20, 0xD2, 8, 0xF5, 0xF1]),
+            Quick::BlockValue {
+                args: list(&[1, 0])
+            }
+        );
+        // control primitives and longer bodies are not quick
+        assert_eq!(quick_form(&[0x20, 0xD1, 35, 0xF2]), Quick::No);
+        assert_eq!(quick_form(&[0x20, 0x21, 0xD2, 1, 0xF5, 0xF1]), Quick::No);
+        assert_eq!(quick_form(&[0x20, 0x90]), Quick::No);
+        assert_eq!(quick_form(&[]), Quick::No);
     }
 }

@@ -372,6 +372,18 @@ impl Vm {
 }
 
 impl Vm {
+    /// Moves the method data of `old` (if it is a method that has run) to `new`.
+    pub(crate) fn rebind_method_data(&mut self, old: Value, new: Value) {
+        if let Some(d) = (old.aux() as usize)
+            .checked_sub(1)
+            .and_then(|i| self.method_data.get_mut(i))
+        {
+            if d.method == old {
+                d.method = new;
+            }
+        }
+    }
+
     /// Replaces `old` by `new` in every root the VM holds (primitive 32's identity-keeping growth).
     pub(crate) fn replace_root_references(&mut self, old: Value, new: Value) {
         let swap = |v: &mut Value| {

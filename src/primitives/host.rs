@@ -146,6 +146,7 @@ pub fn grow_in_place(vm: &mut Vm, obj: Value, x: Value) -> Value {
     }
     new.set_flags(obj.flags());
     new.set_aux(obj.aux());
+    vm.rebind_method_data(obj, new);
     vm.heap.replace_references(obj, new);
     vm.replace_root_references(obj, new);
     vm.flush_caches();
