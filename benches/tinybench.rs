@@ -44,24 +44,15 @@ fn main() {
     println!("tracevm tinyBenchmarks (interpreter), best of {runs}");
     let (secs, result) = time_expr(&image, &format!("{fib_n} benchFib"), runs);
     let calls: f64 = result.parse().expect("benchFib answers an integer");
-    println!(
-        "  {fib_n} benchFib   {result:>10} calls in {secs:7.3} s  = {:8.2} M sends/s",
-        calls / secs / 1e6
-    );
+    println!("  {fib_n} benchFib   {result:>10} calls in {secs:7.3} s  = {:8.2} M sends/s", calls / secs / 1e6);
     let (secs, _) = time_expr(&image, &format!("{sieve_n} benchmark"), runs);
     let bytecodes = sieve_n as f64 * 500_000.0;
-    println!(
-        "  {sieve_n} benchmark                  in {secs:7.3} s  = {:8.2} M bytecodes/s",
-        bytecodes / secs / 1e6
-    );
+    println!("  {sieve_n} benchmark                  in {secs:7.3} s  = {:8.2} M bytecodes/s", bytecodes / secs / 1e6);
 
     let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench");
     let mut programs: Vec<_> = std::fs::read_dir(shared)
         .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "st"))
-                .collect()
+            d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "st")).collect()
         })
         .unwrap_or_default();
     programs.sort();

@@ -23,8 +23,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
         .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
         .map(|path: PathBuf| {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let data =
-                fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            let data = fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
             (name, data)
         })
         .collect();
@@ -37,28 +36,18 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
 fn load_no_panic(seed: &str, variant: &str, data: &[u8]) -> Result<(), ImageError> {
     match panic::catch_unwind(AssertUnwindSafe(|| load(data).map(|_| ()))) {
         Ok(result) => result,
-        Err(_) => panic!(
-            "tracevm::image::load panicked on seed {seed} ({variant}, {} bytes)",
-            data.len()
-        ),
+        Err(_) => panic!("tracevm::image::load panicked on seed {seed} ({variant}, {} bytes)", data.len()),
     }
 }
 
 fn seed<'a>(all: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
-    &all.iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("seed {name} is missing from {CORPUS}"))
-        .1
+    &all.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("seed {name} is missing from {CORPUS}")).1
 }
 
 #[test]
 fn corpus_has_enough_seeds() {
     let all = seeds();
-    assert!(
-        all.len() >= 6,
-        "expected at least 6 seeds in {CORPUS}, found {}",
-        all.len()
-    );
+    assert!(all.len() >= 6, "expected at least 6 seeds in {CORPUS}, found {}", all.len());
 }
 
 #[test]
@@ -73,46 +62,21 @@ fn ok_seeds_load_and_bad_seeds_are_rejected() {
         }
     }
 
-    assert_eq!(
-        load_no_panic("ok_minimal.bin", "as is", seed(&all, "ok_minimal.bin")),
-        Ok(())
-    );
-    assert_eq!(
-        load_no_panic("bad_empty.bin", "as is", seed(&all, "bad_empty.bin")),
-        Err(ImageError::NoHeader)
-    );
+    assert_eq!(load_no_panic("ok_minimal.bin", "as is", seed(&all, "ok_minimal.bin")), Ok(()));
+    assert_eq!(load_no_panic("bad_empty.bin", "as is", seed(&all, "bad_empty.bin")), Err(ImageError::NoHeader));
     assert_eq!(
         load_no_panic("bad_version.bin", "as is", seed(&all, "bad_version.bin")),
         Err(ImageError::BadVersion(2))
     );
     let expect = |name: &str, check: fn(&ImageError) -> bool| {
         let result = load_no_panic(name, "as is", seed(&all, name));
-        assert!(
-            matches!(&result, Err(e) if check(e)),
-            "seed {name}: unexpected result {result:?}"
-        );
+        assert!(matches!(&result, Err(e) if check(e)), "seed {name}: unexpected result {result:?}");
     };
-    expect("bad_truncated.bin", |e| {
-        matches!(e, ImageError::Truncated { .. })
-    });
-    expect("bad_unknown_type.bin", |e| {
-        matches!(e, ImageError::UnknownType { kind: 9, .. })
-    });
-    expect("bad_reference.bin", |e| {
-        matches!(e, ImageError::BadReference { reference: 999, .. })
-    });
-    expect("bad_huge_length.bin", |e| {
-        matches!(
-            e,
-            ImageError::Truncated { .. } | ImageError::BadLength { .. }
-        )
-    });
-    expect("bad_huge_bytes.bin", |e| {
-        matches!(
-            e,
-            ImageError::Truncated { .. } | ImageError::BadLength { .. }
-        )
-    });
+    expect("bad_truncated.bin", |e| matches!(e, ImageError::Truncated { .. }));
+    expect("bad_unknown_type.bin", |e| matches!(e, ImageError::UnknownType { kind: 9, .. }));
+    expect("bad_reference.bin", |e| matches!(e, ImageError::BadReference { reference: 999, .. }));
+    expect("bad_huge_length.bin", |e| matches!(e, ImageError::Truncated { .. } | ImageError::BadLength { .. }));
+    expect("bad_huge_bytes.bin", |e| matches!(e, ImageError::Truncated { .. } | ImageError::BadLength { .. }));
 }
 
 #[test]

@@ -3,11 +3,8 @@
 use tracevm::image;
 
 fn base_image() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/images/SmallWorld-2015.image"
-    ))
-    .expect("the base image is at ../shared/images/")
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images/SmallWorld-2015.image"))
+        .expect("the base image is at ../shared/images/")
 }
 
 #[test]

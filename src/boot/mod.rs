@@ -29,17 +29,9 @@ impl std::fmt::Display for Location {
 #[derive(Debug, Error)]
 pub enum RunError {
     #[error("{at}: cannot compile {what}: {message}")]
-    Compile {
-        at: Location,
-        what: String,
-        message: String,
-    },
+    Compile { at: Location, what: String, message: String },
     #[error("{at}: unknown class {name} in {kind}")]
-    UnknownClass {
-        at: Location,
-        kind: &'static str,
-        name: String,
-    },
+    UnknownClass { at: Location, kind: &'static str, name: String },
     #[error("{at}: METHOD/META chunk is not ended by a line '!'")]
     Unterminated { at: Location },
     #[error("{err}")]
@@ -50,10 +42,9 @@ impl RunError {
     /// The Smalltalk backtrace, when the error has one.
     pub fn backtrace(&self) -> Option<&str> {
         match self {
-            RunError::Runtime {
-                err: VmError::Smalltalk { backtrace, .. },
-                ..
-            } if !backtrace.is_empty() => Some(backtrace),
+            RunError::Runtime { err: VmError::Smalltalk { backtrace, .. }, .. } if !backtrace.is_empty() => {
+                Some(backtrace)
+            }
             _ => None,
         }
     }
@@ -62,8 +53,7 @@ impl RunError {
 /// Boots a VM from image bytes and files in the headless prelude.
 pub fn boot(image: &[u8]) -> Result<Vm, BootError> {
     let mut vm = Vm::from_image_bytes(image)?;
-    file_in(&mut vm, PRELUDE.as_bytes(), "images/headless.st")
-        .map_err(|e| BootError::Prelude(e.to_string()))?;
+    file_in(&mut vm, PRELUDE.as_bytes(), "images/headless.st").map_err(|e| BootError::Prelude(e.to_string()))?;
     Ok(vm)
 }
 
@@ -72,13 +62,7 @@ fn text(v: Value) -> String {
 }
 
 /// Compiles `source` (a method's text) into `class` with the image's compiler.
-fn compile_method(
-    vm: &mut Vm,
-    class: Value,
-    source: &[u8],
-    at: Location,
-    what: String,
-) -> Result<(), RunError> {
+fn compile_method(vm: &mut Vm, class: Value, source: &[u8], at: Location, what: String) -> Result<(), RunError> {
     let s = vm.new_string(source);
     match vm.send_from_host(class, "compileMethod:", &[s]) {
         Ok(_) => Ok(()),
@@ -90,41 +74,25 @@ fn compile_method(
 /// Compiles `expr` as the image's `doIt` does (`doItCommand ^ expr`, a method of Object; only
 /// the first statement counts) and runs it with nil as the receiver.
 pub fn eval(vm: &mut Vm, expr: &str, at: Option<Location>) -> Result<Value, RunError> {
-    let loc = at.clone().unwrap_or(Location {
-        file: "-e".into(),
-        line: 1,
-    });
+    let loc = at.clone().unwrap_or(Location { file: "-e".into(), line: 1 });
     let source = vm.new_string(format!("doItCommand ^{expr}").as_bytes());
     let object = vm.k.object;
     let method = match vm.send_from_host(object, "parseMethod:", &[source]) {
         Ok(m) if m != vm.k.nil => m,
-        Ok(_) => {
-            return Err(RunError::Compile {
-                at: loc,
-                what: "expression".into(),
-                message: "parse failed".into(),
-            })
-        }
+        Ok(_) => return Err(RunError::Compile { at: loc, what: "expression".into(), message: "parse failed".into() }),
         Err(VmError::Smalltalk { message, .. }) => {
-            return Err(RunError::Compile {
-                at: loc,
-                what: "expression".into(),
-                message,
-            })
+            return Err(RunError::Compile { at: loc, what: "expression".into(), message })
         }
         Err(err) => return Err(RunError::Runtime { at, err }),
     };
     let nil = vm.k.nil;
     let args = vm.new_array(&[nil]);
-    vm.run_method(method, args)
-        .map_err(|err| RunError::Runtime { at, err })
+    vm.run_method(method, args).map_err(|err| RunError::Runtime { at, err })
 }
 
 /// The printString of `v`, as text.
 pub fn print_string(vm: &mut Vm, v: Value) -> Result<String, RunError> {
-    let s = vm
-        .send_from_host(v, "printString", &[])
-        .map_err(|err| RunError::Runtime { at: None, err })?;
+    let s = vm.send_from_host(v, "printString", &[]).map_err(|err| RunError::Runtime { at: None, err })?;
     Ok(text(s))
 }
 
@@ -134,10 +102,7 @@ pub fn file_in(vm: &mut Vm, source: &[u8], file: &str) -> Result<(), RunError> {
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        let at = Location {
-            file: file.to_string(),
-            line: i + 1,
-        };
+        let at = Location { file: file.to_string(), line: i + 1 };
         i += 1;
         if line.starts_with(b"EVAL") {
             let expr = String::from_utf8_lossy(line.get(5..).unwrap_or(&[])).into_owned();
@@ -145,9 +110,7 @@ pub fn file_in(vm: &mut Vm, source: &[u8], file: &str) -> Result<(), RunError> {
         } else if line.starts_with(b"METHOD") || line.starts_with(b"META") {
             let meta = !line.starts_with(b"METHOD");
             let kind = if meta { "META" } else { "METHOD" };
-            let name = String::from_utf8_lossy(line.get(kind.len() + 1..).unwrap_or(&[]))
-                .trim()
-                .to_string();
+            let name = String::from_utf8_lossy(line.get(kind.len() + 1..).unwrap_or(&[])).trim().to_string();
             let mut body = Vec::new();
             let mut closed = false;
             while i < lines.len() {
@@ -170,9 +133,7 @@ pub fn file_in(vm: &mut Vm, source: &[u8], file: &str) -> Result<(), RunError> {
                 class = vm.class_of(class);
             }
             let selector =
-                String::from_utf8_lossy(body.split(|&b| b == b'\n').next().unwrap_or(&[]))
-                    .trim()
-                    .to_string();
+                String::from_utf8_lossy(body.split(|&b| b == b'\n').next().unwrap_or(&[])).trim().to_string();
             let what = format!("{kind} {name} ({selector})");
             compile_method(vm, class, &body, at, what)?;
         }
@@ -214,10 +175,7 @@ mod tests {
 
     #[test]
     fn lines_split_on_every_terminator() {
-        assert_eq!(
-            split_lines(b"a\nb\r\nc\rd"),
-            vec![&b"a"[..], b"b", b"c", b"d"]
-        );
+        assert_eq!(split_lines(b"a\nb\r\nc\rd"), vec![&b"a"[..], b"b", b"c", b"d"]);
         assert_eq!(split_lines(b"a\n\n"), vec![&b"a"[..], b""]);
         assert!(split_lines(b"").is_empty());
     }

@@ -14,11 +14,7 @@ use std::path::PathBuf;
 pub const BASE_IMAGE: &str = "SmallWorld-2015.image";
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "tracevm",
-    version,
-    about = "A virtual machine for SmallWorld 2015 (Little Smalltalk) images"
-)]
+#[command(name = "tracevm", version, about = "A virtual machine for SmallWorld 2015 (Little Smalltalk) images")]
 pub struct Cli {
     /// Print VM statistics (sends, inline-cache misses, collections, heap) to stderr at exit.
     #[arg(long, global = true)]
@@ -61,29 +57,19 @@ pub fn resolve_image(explicit: Option<&PathBuf>) -> Result<PathBuf, String> {
     let mut candidates = vec![PathBuf::from("../shared/images").join(BASE_IMAGE)];
     if let Ok(exe) = std::env::current_exe() {
         // target/release/tracevm → <repo>/../shared/images
-        if let Some(repo) = exe
-            .parent()
-            .and_then(|p| p.parent())
-            .and_then(|p| p.parent())
-        {
+        if let Some(repo) = exe.parent().and_then(|p| p.parent()).and_then(|p| p.parent()) {
             candidates.push(repo.join("../shared/images").join(BASE_IMAGE));
         }
     }
-    candidates.push(
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images")).join(BASE_IMAGE),
-    );
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("no image found: pass --image PATH or set TRACEVM_IMAGE (looked for ../shared/images/{BASE_IMAGE})"))
+    candidates.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images")).join(BASE_IMAGE));
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        format!("no image found: pass --image PATH or set TRACEVM_IMAGE (looked for ../shared/images/{BASE_IMAGE})")
+    })
 }
 
 fn report(vm_err: &mut dyn Write, e: &RunError) -> i32 {
     match e {
-        RunError::Runtime {
-            err: VmError::Quit(code),
-            ..
-        } => return *code,
+        RunError::Runtime { err: VmError::Quit(code), .. } => return *code,
         RunError::Runtime { at, err } => {
             match err {
                 VmError::Smalltalk { message, .. } => {
@@ -120,11 +106,7 @@ pub fn run(args: &RunArgs, stats: bool) -> i32 {
     let data = match std::fs::read(&image_path) {
         Ok(d) => d,
         Err(e) => {
-            let _ = writeln!(
-                stderr,
-                "tracevm: cannot read image {}: {e}",
-                image_path.display()
-            );
+            let _ = writeln!(stderr, "tracevm: cannot read image {}: {e}", image_path.display());
             return 1;
         }
     };
@@ -146,10 +128,7 @@ pub fn run(args: &RunArgs, stats: bool) -> i32 {
             return 1;
         }
     };
-    vm.out = Box::new(std::io::BufWriter::with_capacity(
-        1 << 16,
-        std::io::stdout(),
-    ));
+    vm.out = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
     vm.save_target.path = args.save_image.clone();
     let status = run_programs(&mut vm, &programs, args.eval.as_deref());
     let _ = vm.out.flush();
@@ -187,20 +166,10 @@ fn print_stats(vm: &Vm) {
     eprintln!("  sends              {}", c.sends);
     eprintln!("  inline-cache misses {}", c.ic_misses);
     eprintln!("  cache flushes      {}", c.cache_flushes);
-    eprintln!(
-        "  collections        {} ({:.1} ms)",
-        c.gc_count,
-        c.gc_time_ns as f64 / 1e6
-    );
-    eprintln!(
-        "  heap reserved      {} KiB",
-        vm.heap.reserved_bytes() / 1024
-    );
+    eprintln!("  collections        {} ({:.1} ms)", c.gc_count, c.gc_time_ns as f64 / 1e6);
+    eprintln!("  heap reserved      {} KiB", vm.heap.reserved_bytes() / 1024);
     eprintln!("  words allocated    {}", vm.heap.total_allocated_words());
-    eprintln!(
-        "  elapsed            {:.3} s",
-        vm.started.elapsed().as_secs_f64()
-    );
+    eprintln!("  elapsed            {:.3} s", vm.started.elapsed().as_secs_f64());
 }
 
 /// The binary's entry point; answers the exit status.

@@ -14,9 +14,7 @@
 mod object;
 mod value;
 
-pub use object::{
-    body_words, Kind, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET,
-};
+pub use object::{body_words, Kind, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET};
 pub use value::Value;
 
 use object::init_header;
@@ -109,10 +107,7 @@ impl Heap {
     }
 
     fn carve_page(&mut self, cell: usize) {
-        let mut mem = self
-            .empty_pages
-            .pop()
-            .unwrap_or_else(|| vec![0u64; PAGE_WORDS].into_boxed_slice());
+        let mut mem = self.empty_pages.pop().unwrap_or_else(|| vec![0u64; PAGE_WORDS].into_boxed_slice());
         let base = mem.as_mut_ptr();
         let n = PAGE_WORDS / cell;
         let mut head = self.free[cell];
@@ -180,6 +175,18 @@ impl Heap {
             // SAFETY: the body has slots.len() words.
             unsafe { body.add(i).write(s.raw()) };
         }
+        v
+    }
+
+    /// A pointer object holding a copy of slots `start..start + n` of `src` (a pointer object
+    /// with at least that many slots).
+    #[inline]
+    pub fn alloc_slots_from(&mut self, class: Value, src: Value, start: usize, n: usize) -> Value {
+        assert!(src.is_pointers() && start + n <= src.len(), "source slots out of range");
+        let v = self.alloc_object(class, Kind::Pointers, n);
+        // SAFETY: both bodies have the needed words (checked above; `v` was just allocated with
+        // n slots), and they are distinct objects.
+        unsafe { std::ptr::copy_nonoverlapping(src.body_ptr().add(start), v.body_ptr(), n) };
         v
     }
 
@@ -352,8 +359,7 @@ unsafe fn free_cell(p: *mut u64, cell: usize, head: &mut u64) {
     // SAFETY: the caller guarantees the cell's three header words are ours to write.
     unsafe {
         p.write(Value::from_int(0).raw());
-        p.add(1)
-            .write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
+        p.add(1).write((Kind::Free as u64) << 32 | ((cell as u64) << 56));
         p.add(2).write(*head);
     }
     *head = p as u64;

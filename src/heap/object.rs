@@ -118,6 +118,23 @@ impl Value {
         Kind::from_u8((self.meta() >> 32) as u8)
     }
 
+    #[inline(always)]
+    fn kind_byte(self) -> u8 {
+        (self.meta() >> 32) as u8
+    }
+
+    /// True for a heap object with slots (any Value: SmallInts answer false).
+    #[inline(always)]
+    pub fn is_pointers(self) -> bool {
+        self.is_ptr() && self.kind_byte() == Kind::Pointers as u8
+    }
+
+    /// True for a String or ByteArray (any Value: SmallInts answer false).
+    #[inline(always)]
+    pub fn is_bytes(self) -> bool {
+        self.is_ptr() && self.kind_byte() == Kind::Bytes as u8
+    }
+
     /// Slot count for pointer objects, byte count for byte objects, 0 otherwise.
     #[inline(always)]
     pub fn len(self) -> usize {
@@ -178,10 +195,7 @@ impl Value {
     #[inline(always)]
     pub fn slot(self, i: usize) -> Value {
         let meta = self.meta();
-        assert!(
-            (meta >> 32) as u8 == Kind::Pointers as u8 && i < (meta as u32) as usize,
-            "slot {i} out of range"
-        );
+        assert!((meta >> 32) as u8 == Kind::Pointers as u8 && i < (meta as u32) as usize, "slot {i} out of range");
         // SAFETY: checked above that the object has more than `i` slots.
         Value::from_raw(unsafe { self.words().add(HEADER_WORDS + i).read() })
     }
@@ -190,10 +204,7 @@ impl Value {
     #[inline(always)]
     pub fn set_slot(self, i: usize, v: Value) {
         let meta = self.meta();
-        assert!(
-            (meta >> 32) as u8 == Kind::Pointers as u8 && i < (meta as u32) as usize,
-            "slot {i} out of range"
-        );
+        assert!((meta >> 32) as u8 == Kind::Pointers as u8 && i < (meta as u32) as usize, "slot {i} out of range");
         // SAFETY: checked above that the object has more than `i` slots.
         unsafe { self.words().add(HEADER_WORDS + i).write(v.raw()) }
     }
@@ -201,11 +212,14 @@ impl Value {
     /// Slot `i` if this is a pointer object with more than `i` slots.
     #[inline(always)]
     pub fn slot_checked(self, i: usize) -> Option<Value> {
-        if self.is_ptr() && self.kind() == Kind::Pointers && i < self.len() {
-            Some(self.slot(i))
-        } else {
-            None
+        if self.is_ptr() {
+            let meta = self.meta();
+            if (meta >> 32) as u8 == Kind::Pointers as u8 && i < (meta as u32) as usize {
+                // SAFETY: checked above that the object has more than `i` slots.
+                return Some(Value::from_raw(unsafe { self.words().add(HEADER_WORDS + i).read() }));
+            }
         }
+        None
     }
 
     /// The bytes of a byte object (empty for any other kind).
@@ -213,27 +227,23 @@ impl Value {
     /// The slice borrows nothing: it must not be kept across an allocation or a safepoint.
     #[inline(always)]
     pub fn bytes<'a>(self) -> &'a [u8] {
-        if self.kind() != Kind::Bytes {
+        if self.kind_byte() != Kind::Bytes as u8 {
             return &[];
         }
         // SAFETY: a byte object's body holds `len` initialised bytes; objects do not move, and the
         // caller does not keep the slice across a collection (documented above).
-        unsafe {
-            std::slice::from_raw_parts(self.words().add(HEADER_WORDS) as *const u8, self.len())
-        }
+        unsafe { std::slice::from_raw_parts(self.words().add(HEADER_WORDS) as *const u8, self.len()) }
     }
 
     /// The mutable bytes of a byte object (empty for any other kind). Same rule as `bytes`.
     #[inline(always)]
     pub fn bytes_mut<'a>(self) -> &'a mut [u8] {
-        if self.kind() != Kind::Bytes {
+        if self.kind_byte() != Kind::Bytes as u8 {
             return &mut [];
         }
         // SAFETY: as for `bytes`; the VM is single-threaded, so no other slice is live while a
         // primitive writes.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.words().add(HEADER_WORDS) as *mut u8, self.len())
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.words().add(HEADER_WORDS) as *mut u8, self.len()) }
     }
 
     /// The payload of a Float object.

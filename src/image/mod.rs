@@ -30,24 +30,11 @@ pub enum ImageError {
     #[error("record {record} at byte {offset}: truncated (the file ends inside it)")]
     Truncated { record: usize, offset: usize },
     #[error("record {record} at byte {offset}: unknown record type {kind}")]
-    UnknownType {
-        record: usize,
-        offset: usize,
-        kind: i32,
-    },
+    UnknownType { record: usize, offset: usize, kind: i32 },
     #[error("record {record} at byte {offset}: bad length {length} for {what}")]
-    BadLength {
-        record: usize,
-        offset: usize,
-        length: i32,
-        what: &'static str,
-    },
+    BadLength { record: usize, offset: usize, length: i32, what: &'static str },
     #[error("record {record}: reference {reference} is out of range (image has {count} records)")]
-    BadReference {
-        record: usize,
-        reference: i32,
-        count: usize,
-    },
+    BadReference { record: usize, reference: i32, count: usize },
     #[error("record {record}: its class (record {class}) is a SmallInt, not an object")]
     IntClass { record: usize, class: i32 },
     #[error("image has only {0} records; the 17 well-known roots are missing")]
@@ -103,12 +90,7 @@ fn parse(data: &[u8]) -> Result<Vec<Record>, ImageError> {
         let kind = r.int().ok_or(truncated.clone_err())?;
         let class = r.int().ok_or(truncated.clone_err())?;
         let n_slots = r.int().ok_or(truncated.clone_err())?;
-        let bad = |what| ImageError::BadLength {
-            record,
-            offset,
-            length,
-            what,
-        };
+        let bad = |what| ImageError::BadLength { record, offset, length, what };
         if length < 4 || n_slots < 0 || n_slots > length - 4 {
             return Err(bad("a record header"));
         }
@@ -131,10 +113,7 @@ fn parse(data: &[u8]) -> Result<Vec<Record>, ImageError> {
                 }
                 let start = r.pos;
                 r.pos += n_bytes;
-                Body::Bytes {
-                    start,
-                    len: n_bytes,
-                }
+                Body::Bytes { start, len: n_bytes }
             }
             2 => {
                 if rest != n_slots as usize {
@@ -155,13 +134,7 @@ fn parse(data: &[u8]) -> Result<Vec<Record>, ImageError> {
                 let lo = r.int().ok_or(truncated)? as u32 as u64;
                 Body::Float(f64::from_bits(hi << 32 | lo))
             }
-            _ => {
-                return Err(ImageError::UnknownType {
-                    record,
-                    offset,
-                    kind,
-                })
-            }
+            _ => return Err(ImageError::UnknownType { record, offset, kind }),
         };
         records.push(Record { class, body });
     }
@@ -171,10 +144,7 @@ fn parse(data: &[u8]) -> Result<Vec<Record>, ImageError> {
 impl ImageError {
     fn clone_err(&self) -> ImageError {
         match self {
-            ImageError::Truncated { record, offset } => ImageError::Truncated {
-                record: *record,
-                offset: *offset,
-            },
+            ImageError::Truncated { record, offset } => ImageError::Truncated { record: *record, offset: *offset },
             _ => unreachable!("only Truncated is cloned"),
         }
     }
@@ -194,11 +164,7 @@ pub fn load(data: &[u8]) -> Result<LoadedImage, ImageError> {
     }
     let check = |record: usize, reference: i32| -> Result<usize, ImageError> {
         if reference < 0 || reference as usize >= count {
-            Err(ImageError::BadReference {
-                record,
-                reference,
-                count,
-            })
+            Err(ImageError::BadReference { record, reference, count })
         } else {
             Ok(reference as usize)
         }
@@ -207,10 +173,7 @@ pub fn load(data: &[u8]) -> Result<LoadedImage, ImageError> {
     for (i, rec) in records.iter().enumerate() {
         let c = check(i, rec.class)?;
         if matches!(records[c].body, Body::Int(_)) && !matches!(rec.body, Body::Int(_)) {
-            return Err(ImageError::IntClass {
-                record: i,
-                class: rec.class,
-            });
+            return Err(ImageError::IntClass { record: i, class: rec.class });
         }
         if let Body::Pointers { start, len } = rec.body {
             for k in 0..len {
@@ -234,9 +197,7 @@ pub fn load(data: &[u8]) -> Result<LoadedImage, ImageError> {
         .iter()
         .map(|rec| match rec.body {
             Body::Int(v) => Value::from_int(v),
-            Body::Bytes { start, len } => {
-                heap.alloc_bytes_from(placeholder, &data[start..start + len])
-            }
+            Body::Bytes { start, len } => heap.alloc_bytes_from(placeholder, &data[start..start + len]),
             Body::Pointers { len, .. } => heap.alloc_pointers(placeholder, len, placeholder),
             Body::Float(f) => heap.alloc_float(placeholder, f),
         })
@@ -252,11 +213,7 @@ pub fn load(data: &[u8]) -> Result<LoadedImage, ImageError> {
             }
         }
     }
-    Ok(LoadedImage {
-        heap,
-        roots: values[..ROOT_COUNT].to_vec(),
-        record_count: count,
-    })
+    Ok(LoadedImage { heap, roots: values[..ROOT_COUNT].to_vec(), record_count: count })
 }
 
 #[cfg(test)]
@@ -293,42 +250,24 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert_eq!(load(&[]).err(), Some(ImageError::NoHeader));
-        assert_eq!(
-            load(&2i32.to_be_bytes()).err(),
-            Some(ImageError::BadVersion(2))
-        );
+        assert_eq!(load(&2i32.to_be_bytes()).err(), Some(ImageError::BadVersion(2)));
         let mut recs = minimal();
         recs.push(vec![5, 9, 0, 0, 0]);
-        assert!(matches!(
-            load(&image(&recs)),
-            Err(ImageError::UnknownType { kind: 9, .. })
-        ));
+        assert!(matches!(load(&image(&recs)), Err(ImageError::UnknownType { kind: 9, .. })));
         let mut recs = minimal();
         recs.push(vec![5, 2, 0, 1, 999]);
-        assert!(matches!(
-            load(&image(&recs)),
-            Err(ImageError::BadReference { reference: 999, .. })
-        ));
+        assert!(matches!(load(&image(&recs)), Err(ImageError::BadReference { reference: 999, .. })));
         let mut recs = minimal();
         recs.push(vec![i32::MAX, 2, 0, i32::MAX - 4]);
-        assert!(matches!(
-            load(&image(&recs)),
-            Err(ImageError::Truncated { .. })
-        ));
+        assert!(matches!(load(&image(&recs)), Err(ImageError::Truncated { .. })));
         let mut bytes = image(&minimal());
         bytes.truncate(bytes.len() - 2);
         assert!(matches!(load(&bytes), Err(ImageError::Truncated { .. })));
         let recs: Vec<_> = minimal().into_iter().take(10).collect();
-        assert_eq!(
-            load(&image(&recs)).err(),
-            Some(ImageError::TooFewRecords(10))
-        );
+        assert_eq!(load(&image(&recs)).err(), Some(ImageError::TooFewRecords(10)));
         let mut recs = minimal();
         recs.push(vec![5, 2, 7, 1, 0]);
-        assert!(matches!(
-            load(&image(&recs)),
-            Err(ImageError::IntClass { .. })
-        ));
+        assert!(matches!(load(&image(&recs)), Err(ImageError::IntClass { .. })));
     }
 
     #[test]

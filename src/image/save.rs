@@ -113,14 +113,7 @@ pub fn save(roots: &[Value]) -> Vec<u8> {
                 }
                 Kind::Float => {
                     let bits = v.float().to_bits();
-                    for x in [
-                        6,
-                        3,
-                        class,
-                        0,
-                        (bits >> 32) as u32 as i32,
-                        bits as u32 as i32,
-                    ] {
+                    for x in [6, 3, class, 0, (bits >> 32) as u32 as i32, bits as u32 as i32] {
                         put(&mut out, x);
                     }
                 }

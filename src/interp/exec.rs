@@ -32,20 +32,11 @@ pub(crate) struct VmSelectors {
 impl VmSelectors {
     pub fn placeholder() -> VmSelectors {
         let z = Value::from_int(0);
-        VmSelectors {
-            binary: [z; 3],
-            dnu: z,
-            error: z,
-            print_string: z,
-        }
+        VmSelectors { binary: [z; 3], dnu: z, error: z, print_string: z }
     }
     pub fn new(vm: &mut Vm) -> VmSelectors {
         VmSelectors {
-            binary: [
-                vm.new_string(b"<"),
-                vm.new_string(b"<="),
-                vm.new_string(b"+"),
-            ],
+            binary: [vm.new_string(b"<"), vm.new_string(b"<="), vm.new_string(b"+")],
             dnu: vm.new_string(b"doesNotUnderstand:"),
             error: vm.new_string(b"error:"),
             print_string: vm.new_string(b"printString"),
@@ -78,18 +69,7 @@ pub(crate) struct Regs {
 impl Regs {
     pub fn empty() -> Regs {
         let z = Value::from_int(0);
-        Regs {
-            ctx: z,
-            method: z,
-            code: &[],
-            ip: 0,
-            literals: z,
-            args: z,
-            temps: z,
-            stack: z,
-            sp: 0,
-            data: 0,
-        }
+        Regs { ctx: z, method: z, code: &[], ip: 0, literals: z, args: z, temps: z, stack: z, sp: 0, data: 0 }
     }
 }
 
@@ -125,8 +105,16 @@ fn fault<T>(msg: impl Into<String>) -> Result<T, Interrupt> {
     Err(Interrupt::Fault(msg.into()))
 }
 
+#[inline(always)]
 fn is_array(v: Value) -> bool {
-    v.is_ptr() && v.kind() == Kind::Pointers
+    v.is_pointers()
+}
+
+/// Initial stack length of a new context. Declared stack sizes are generous (19 is common) and
+/// stacks grow on demand, so a context starts small.
+#[inline(always)]
+fn initial_stack(declared: i32) -> usize {
+    declared.clamp(1, 8) as usize
 }
 
 impl Vm {
@@ -136,8 +124,7 @@ impl Vm {
     #[inline(always)]
     fn save_regs(&mut self) {
         let r = &self.regs;
-        r.ctx
-            .set_slot(ctx::BYTE_POINTER, Value::from_int(r.ip as i32));
+        r.ctx.set_slot(ctx::BYTE_POINTER, Value::from_int(r.ip as i32));
         r.ctx.set_slot(ctx::STACK_TOP, Value::from_int(r.sp as i32));
     }
 
@@ -174,10 +161,7 @@ impl Vm {
         let args = c.slot(ctx::ARGUMENTS);
         let temps = c.slot(ctx::TEMPORARIES);
         let stack = c.slot(ctx::STACK);
-        let (Some(ip), Some(sp)) = (
-            c.slot(ctx::BYTE_POINTER).as_int(),
-            c.slot(ctx::STACK_TOP).as_int(),
-        ) else {
+        let (Some(ip), Some(sp)) = (c.slot(ctx::BYTE_POINTER).as_int(), c.slot(ctx::STACK_TOP).as_int()) else {
             return fault("context has a non-integer bytePointer or stackTop");
         };
         if !is_array(method) || method.len() < meth::SIZE - 1 {
@@ -188,11 +172,7 @@ impl Vm {
         if !code.is_ptr() || code.kind() != Kind::Bytes {
             return fault("method has no bytecodes");
         }
-        if !is_array(args)
-            || args.is_empty()
-            || !is_array(stack)
-            || (temps != self.k.nil && !is_array(temps))
-        {
+        if !is_array(args) || args.is_empty() || !is_array(stack) || (temps != self.k.nil && !is_array(temps)) {
             return fault("context has malformed arguments, temporaries or stack");
         }
         if ip < 0 || sp < 0 || sp as usize > stack.len() {
@@ -291,13 +271,7 @@ impl Vm {
 
     /// Sends `selector` with the Array `args` (receiver first). `lookup_class` overrides the
     /// receiver's class (super sends); `site` is the send site's index in the current method data.
-    fn send(
-        &mut self,
-        selector: Value,
-        args: Value,
-        lookup_class: Option<Value>,
-        site: Option<usize>,
-    ) -> Step {
+    fn send(&mut self, selector: Value, args: Value, lookup_class: Option<Value>, site: Option<usize>) -> Step {
         if !is_array(args) || args.is_empty() {
             return fault("send without a receiver");
         }
@@ -324,31 +298,27 @@ impl Vm {
             };
             let inner = self.new_array(&[selector, args]);
             let dnu_args = self.new_array(&[receiver, inner]);
-            return self.activate(dnu, dnu_args, false);
+            let Some(code) = dnu.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
+                return fault("doesNotUnderstand: has no bytecodes");
+            };
+            let data = self.method_data_index(dnu, code);
+            return self.activate(dnu, dnu_args, false, code, data);
         };
-        if self.run_quick(method, args, owns_args)? {
+        let Some(code) = method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
+            return fault("sent method has no bytecodes");
+        };
+        let data = self.method_data_index(method, code);
+        if self.method_data[data].quick != Quick::No && self.run_quick(method, data, args, owns_args)? {
             return Ok(());
         }
-        self.activate(method, args, owns_args)
+        self.activate(method, args, owns_args, code, data)
     }
 
     /// Runs a quick method (see `Quick`) without a context. Answers false when `method` is not
     /// quick, or its primitive failed and a real activation must report it.
     #[inline]
-    fn run_quick(
-        &mut self,
-        method: Value,
-        args: Value,
-        owns_args: bool,
-    ) -> Result<bool, Interrupt> {
-        let Some(code) = method
-            .slot_checked(meth::BYTECODES)
-            .filter(|c| c.is_ptr() && c.kind() == Kind::Bytes)
-        else {
-            return Ok(false);
-        };
-        let d = self.method_data_index(method, code);
-        let quick = self.method_data[d].quick;
+    fn run_quick(&mut self, method: Value, data: usize, args: Value, owns_args: bool) -> Result<bool, Interrupt> {
+        let quick = self.method_data[data].quick;
         let receiver = args.slot(0);
         let result = match quick {
             Quick::No => return Ok(false),
@@ -410,55 +380,27 @@ impl Vm {
     }
 
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.
-    fn activate(&mut self, method: Value, args: Value, owns_args: bool) -> Step {
+    #[inline]
+    fn activate(&mut self, method: Value, args: Value, owns_args: bool, code: Value, data: usize) -> Step {
         let (Some(stack_size), Some(temp_size)) = (
-            method
-                .slot_checked(meth::STACK_SIZE)
-                .and_then(|v| v.as_int()),
-            method
-                .slot_checked(meth::TEMP_SIZE)
-                .and_then(|v| v.as_int()),
+            method.slot_checked(meth::STACK_SIZE).and_then(|v| v.as_int()),
+            method.slot_checked(meth::TEMP_SIZE).and_then(|v| v.as_int()),
         ) else {
             return fault("sent method has no stackSize/temporarySize");
         };
         self.save_regs();
         let nil = self.k.nil;
         let array = self.k.array;
-        let temps = if temp_size > 0 {
-            self.heap.alloc_pointers(array, temp_size as usize, nil)
-        } else {
-            nil
-        };
-        let stack = self
-            .heap
-            .alloc_pointers(array, stack_size.clamp(1, 1 << 16) as usize, nil);
+        let temps = if temp_size > 0 { self.heap.alloc_pointers(array, temp_size as usize, nil) } else { nil };
+        let stack = self.heap.alloc_pointers(array, initial_stack(stack_size), nil);
         let zero = Value::from_int(0);
         let prev = self.regs.ctx;
         let context_class = self.k.context;
-        let c = self.heap.alloc_with_slots(
-            context_class,
-            &[method, args, temps, stack, zero, zero, prev],
-        );
+        let c = self.heap.alloc_with_slots(context_class, &[method, args, temps, stack, zero, zero, prev]);
         c.set_flags(RECYCLABLE | if owns_args { OWNS_ARGS } else { 0 });
         // Everything is known: set the registers without re-reading and re-checking the context.
-        let code = method.slot(meth::BYTECODES);
         let literals = method.slot(meth::LITERALS);
-        if !code.is_ptr() || code.kind() != Kind::Bytes {
-            return fault("method has no bytecodes");
-        }
-        let data = self.method_data_index(method, code);
-        self.regs = Regs {
-            ctx: c,
-            method,
-            code: code.bytes(),
-            ip: 0,
-            literals,
-            args,
-            temps,
-            stack,
-            sp: 0,
-            data,
-        };
+        self.regs = Regs { ctx: c, method, code: code.bytes(), ip: 0, literals, args, temps, stack, sp: 0, data };
         Ok(())
     }
 
@@ -516,11 +458,7 @@ impl Vm {
         let body = Value::from_int(r.ip as i32);
         // tracevm records the home method context (not the executing block context) so that a
         // nested block's `^` returns from the home method (SMALLWORLD-VM.md §7.1).
-        let home = if r.ctx.len() >= ctx::BLOCK_SIZE {
-            r.ctx.slot(ctx::CREATING_CONTEXT)
-        } else {
-            r.ctx
-        };
+        let home = if r.ctx.len() >= ctx::BLOCK_SIZE { r.ctx.slot(ctx::CREATING_CONTEXT) } else { r.ctx };
         let slots = [
             r.method,
             r.args,
@@ -577,18 +515,12 @@ impl Vm {
             temps.set_slot(at, v);
         }
         let old_stack = block.slot(ctx::STACK);
-        let stack_len = if is_array(old_stack) {
-            old_stack.len().max(1)
-        } else {
-            8
-        };
+        let stack_len = if is_array(old_stack) { old_stack.len().max(1) } else { 8 };
         let nil = self.k.nil;
         let array = self.k.array;
         let stack = self.heap.alloc_pointers(array, stack_len, nil);
         let context_class = self.k.context;
-        let c = self
-            .heap
-            .alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
+        let c = self.heap.alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
         for i in 0..ctx::BLOCK_SIZE {
             c.set_slot(i, block.slot(i));
         }
@@ -637,9 +569,7 @@ impl Vm {
             }
             101 => {
                 let a = self.pop_args(argc)?;
-                let h = self
-                    .host
-                    .semaphore_handle(*a.last().ok_or(Fault("wait needs a Semaphore".into()))?)?;
+                let h = self.host.semaphore_handle(*a.last().ok_or(Fault("wait needs a Semaphore".into()))?)?;
                 if let Some(v) = self.sched.semaphores[h].value {
                     self.push(v);
                     return Ok(());
@@ -696,9 +626,7 @@ impl Vm {
             return fault("stack underflow in primitive");
         }
         let base = self.regs.sp - n;
-        let v = (base..self.regs.sp)
-            .map(|i| self.regs.stack.slot(i))
-            .collect();
+        let v = (base..self.regs.sp).map(|i| self.regs.stack.slot(i)).collect();
         self.regs.sp = base;
         Ok(v)
     }
@@ -710,16 +638,10 @@ impl Vm {
         let nil = self.k.nil;
         let array = self.k.array;
         let old_stack = block.slot(ctx::STACK);
-        let n = if is_array(old_stack) {
-            old_stack.len().max(1)
-        } else {
-            8
-        };
+        let n = if is_array(old_stack) { old_stack.len().max(1) } else { 8 };
         let stack = self.heap.alloc_pointers(array, n, nil);
         let context_class = self.k.context;
-        let c = self
-            .heap
-            .alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
+        let c = self.heap.alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
         for i in 0..ctx::BLOCK_SIZE {
             c.set_slot(i, block.slot(i));
         }
@@ -727,12 +649,7 @@ impl Vm {
         c.set_slot(ctx::BYTE_POINTER, block.slot(ctx::OLD_BYTE_POINTER));
         c.set_slot(ctx::STACK_TOP, Value::from_int(0));
         c.set_slot(ctx::PREVIOUS, nil);
-        self.sched.procs.push(Process {
-            context: c,
-            barriers: Vec::new(),
-            waiting_on: None,
-            resume_value: None,
-        });
+        self.sched.procs.push(Process { context: c, barriers: Vec::new(), waiting_on: None, resume_value: None });
         Ok(())
     }
 
@@ -777,19 +694,13 @@ impl Vm {
         loop {
             let start = self.regs.ip;
             let b = self.fetch()?;
-            let (op, n) = if b >> 4 == 0 {
-                (b & 15, self.fetch()?)
-            } else {
-                (b >> 4, b & 15)
-            };
+            let (op, n) = if b >> 4 == 0 { (b & 15, self.fetch()?) } else { (b >> 4, b & 15) };
             match op {
                 1 => {
                     let rcv = self.receiver();
                     match rcv.slot_checked(n as usize) {
                         Some(v) => self.push(v),
-                        None => {
-                            return fault(format!("no instance variable {} in receiver", n + 1))
-                        }
+                        None => return fault(format!("no instance variable {} in receiver", n + 1)),
                     }
                 }
                 2 => match self.regs.args.slot_checked(n as usize) {
@@ -837,12 +748,8 @@ impl Vm {
                         return fault("stack underflow");
                     }
                     let array = self.k.array;
-                    let nil = self.k.nil;
-                    let a = self.heap.alloc_pointers(array, n, nil);
                     let base = self.regs.sp - n;
-                    for i in 0..n {
-                        a.set_slot(i, self.regs.stack.slot(base + i));
-                    }
+                    let a = self.heap.alloc_slots_from(array, self.regs.stack, base, n);
                     self.regs.sp = base;
                     self.push(a);
                 }
@@ -919,11 +826,7 @@ impl Vm {
                     3 => {
                         let v = self.pop()?;
                         let c = self.regs.ctx;
-                        let home = if c.len() >= ctx::BLOCK_SIZE {
-                            c.slot(ctx::CREATING_CONTEXT)
-                        } else {
-                            c
-                        };
+                        let home = if c.len() >= ctx::BLOCK_SIZE { c.slot(ctx::CREATING_CONTEXT) } else { c };
                         let Some(target) = home.slot_checked(ctx::PREVIOUS) else {
                             return fault("block return without a home context");
                         };
@@ -948,9 +851,7 @@ impl Vm {
                         let v = self.pop()?;
                         let want = if n == 7 { self.k.true_ } else { self.k.false_ };
                         let taken = v == want;
-                        if let Some(&SiteRef::Branch(i)) =
-                            self.method_data[self.regs.data].site_at.get(start)
-                        {
+                        if let Some(&SiteRef::Branch(i)) = self.method_data[self.regs.data].site_at.get(start) {
                             let c = &mut self.method_data[self.regs.data].branches[i as usize];
                             c.executed += 1;
                             c.taken += taken as u64;
@@ -994,36 +895,18 @@ impl Vm {
         let nil = self.k.nil;
         let array = self.k.array;
         let (Some(ss), Some(ts)) = (
-            method
-                .slot_checked(meth::STACK_SIZE)
-                .and_then(|v| v.as_int()),
-            method
-                .slot_checked(meth::TEMP_SIZE)
-                .and_then(|v| v.as_int()),
+            method.slot_checked(meth::STACK_SIZE).and_then(|v| v.as_int()),
+            method.slot_checked(meth::TEMP_SIZE).and_then(|v| v.as_int()),
         ) else {
             return Err(VmError::Fatal("not a method".into()));
         };
-        let temps = if ts > 0 {
-            self.heap.alloc_pointers(array, ts as usize, nil)
-        } else {
-            nil
-        };
-        let stack = self
-            .heap
-            .alloc_pointers(array, ss.clamp(1, 1 << 16) as usize, nil);
+        let temps = if ts > 0 { self.heap.alloc_pointers(array, ts as usize, nil) } else { nil };
+        let stack = self.heap.alloc_pointers(array, initial_stack(ss), nil);
         let zero = Value::from_int(0);
         let context_class = self.k.context;
-        let c = self.heap.alloc_with_slots(
-            context_class,
-            &[method, args, temps, stack, zero, zero, nil],
-        );
+        let c = self.heap.alloc_with_slots(context_class, &[method, args, temps, stack, zero, zero, nil]);
         let main = self.sched.procs.len();
-        self.sched.procs.push(Process {
-            context: c,
-            barriers: Vec::new(),
-            waiting_on: None,
-            resume_value: None,
-        });
+        self.sched.procs.push(Process { context: c, barriers: Vec::new(), waiting_on: None, resume_value: None });
         let result = self.schedule(main);
         // Whatever happened, the processes of this evaluation are over.
         self.sched.procs.truncate(main);
@@ -1032,12 +915,7 @@ impl Vm {
     }
 
     /// Sends `selector` to `receiver` with `args` from the host.
-    pub fn send_from_host(
-        &mut self,
-        receiver: Value,
-        selector: &str,
-        args: &[Value],
-    ) -> Result<Value, VmError> {
+    pub fn send_from_host(&mut self, receiver: Value, selector: &str, args: &[Value]) -> Result<Value, VmError> {
         let sel = self.new_string(selector.as_bytes());
         let cls = self.class_of(receiver);
         let Some(method) = self.lookup(cls, sel) else {
@@ -1057,8 +935,7 @@ impl Vm {
         let mut pid = main;
         let mut main_result = None;
         loop {
-            self.switch_to(pid)
-                .map_err(|_| VmError::Fatal("cannot resume process".into()))?;
+            self.switch_to(pid).map_err(|_| VmError::Fatal("cannot resume process".into()))?;
             match self.interpret()? {
                 Exit::Finished(v) => {
                     self.sched.procs[pid].context = self.k.nil;
@@ -1070,20 +947,15 @@ impl Vm {
                 Exit::Blocked => {}
             }
             // Main first whenever it can run; otherwise any runnable process of this evaluation.
-            let runnable =
-                |i: usize, s: &super::Scheduler| i >= main && s.procs[i].waiting_on.is_none();
+            let runnable = |i: usize, s: &super::Scheduler| i >= main && s.procs[i].waiting_on.is_none();
             if main_result.is_none() && runnable(main, &self.sched) {
                 pid = main;
-            } else if let Some(next) =
-                (main..self.sched.procs.len()).find(|&i| runnable(i, &self.sched))
-            {
+            } else if let Some(next) = (main..self.sched.procs.len()).find(|&i| runnable(i, &self.sched)) {
                 pid = next;
             } else if let Some(v) = main_result {
                 return Ok(v);
             } else {
-                return Err(VmError::Fatal(
-                    "deadlock: every process is waiting on a Semaphore".into(),
-                ));
+                return Err(VmError::Fatal("deadlock: every process is waiting on a Semaphore".into()));
             }
         }
     }

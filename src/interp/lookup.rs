@@ -48,12 +48,7 @@ impl LookupCache {
 
 /// True when `a` and `b` are byte objects with the same content.
 fn same_selector(a: Value, b: Value) -> bool {
-    a == b
-        || (a.is_ptr()
-            && b.is_ptr()
-            && a.kind() == Kind::Bytes
-            && b.kind() == Kind::Bytes
-            && a.bytes() == b.bytes())
+    a == b || (a.is_ptr() && b.is_ptr() && a.kind() == Kind::Bytes && b.kind() == Kind::Bytes && a.bytes() == b.bytes())
 }
 
 impl Vm {
@@ -62,11 +57,7 @@ impl Vm {
     pub fn lookup_uncached(&mut self, mut cls: Value, selector: Value) -> Option<Value> {
         let nil = self.k.nil;
         let mut guard = 0;
-        while cls != nil
-            && cls.is_ptr()
-            && cls.kind() == Kind::Pointers
-            && cls.len() > class::METHODS
-        {
+        while cls != nil && cls.is_ptr() && cls.kind() == Kind::Pointers && cls.len() > class::METHODS {
             cls.set_flags(cls.flags() | WATCH_CLASS);
             let methods = cls.slot(class::METHODS);
             if methods.is_ptr() && methods.kind() == Kind::Pointers {
@@ -103,13 +94,7 @@ impl Vm {
     /// Lookup through the inline cache of send site `site` of the method with data `data`, then the
     /// global cache. Updates the site's state and counts.
     #[inline]
-    pub(crate) fn lookup_at_site(
-        &mut self,
-        data: usize,
-        site: usize,
-        cls: Value,
-        selector: Value,
-    ) -> Option<Value> {
+    pub(crate) fn lookup_at_site(&mut self, data: usize, site: usize, cls: Value, selector: Value) -> Option<Value> {
         let s = &mut self.method_data[data].sends[site];
         s.sends += 1;
         for e in s.entries.as_mut_slice() {
@@ -121,13 +106,7 @@ impl Vm {
         self.counters.ic_misses += 1;
         let m = self.lookup(cls, selector)?;
         let s = &mut self.method_data[data].sends[site];
-        if !s.megamorphic
-            && !s.entries.push(super::SiteEntry {
-                class: cls,
-                method: m,
-                count: 1,
-            })
-        {
+        if !s.megamorphic && !s.entries.push(super::SiteEntry { class: cls, method: m, count: 1 }) {
             s.megamorphic = true;
             s.entries.clear();
         }
@@ -149,8 +128,7 @@ impl Vm {
     pub(crate) fn note_store(&mut self, obj: Value, index: usize) {
         let f = obj.flags();
         if f != 0
-            && (f & WATCH_ALL != 0
-                || (f & WATCH_CLASS != 0 && (index == class::PARENT || index == class::METHODS)))
+            && (f & WATCH_ALL != 0 || (f & WATCH_CLASS != 0 && (index == class::PARENT || index == class::METHODS)))
         {
             self.flush_caches();
         }
@@ -184,10 +162,7 @@ impl Vm {
         }
         match method.aux() {
             0 => None,
-            a => self
-                .method_data
-                .get(a as usize - 1)
-                .filter(|d| d.method == method),
+            a => self.method_data.get(a as usize - 1).filter(|d| d.method == method),
         }
     }
 }

@@ -108,10 +108,7 @@ pub fn quick_form(code: &[u8]) -> Quick {
         _ => {}
     }
     // push-argument* then a primitive.
-    let mut args = ArgList {
-        len: 0,
-        index: [0; 6],
-    };
+    let mut args = ArgList { len: 0, index: [0; 6] };
     let mut ip = 0;
     while let Some((2, k, nx)) = decode(code, ip) {
         if args.len as usize == args.index.len() {
@@ -167,15 +164,8 @@ pub mod smallvec_lite {
 
     impl Default for Entries {
         fn default() -> Self {
-            let empty = SiteEntry {
-                class: Value::from_int(0),
-                method: Value::from_int(0),
-                count: 0,
-            };
-            Entries {
-                len: 0,
-                items: [empty; POLY_LIMIT],
-            }
+            let empty = SiteEntry { class: Value::from_int(0), method: Value::from_int(0), count: 0 };
+            Entries { len: 0, items: [empty; POLY_LIMIT] }
         }
     }
 
@@ -256,10 +246,7 @@ impl MethodData {
             }
             if is_send {
                 d.site_at[start] = SiteRef::Send(d.sends.len() as u16);
-                d.sends.push(SendSite {
-                    fresh_args: op == 11 || after_mark,
-                    ..SendSite::default()
-                });
+                d.sends.push(SendSite { fresh_args: op == 11 || after_mark, ..SendSite::default() });
                 d.send_offsets.push(start as u16);
             } else if is_branch {
                 d.site_at[start] = SiteRef::Branch(d.branches.len() as u16);
@@ -299,10 +286,7 @@ mod tests {
     use super::*;
 
     fn list(a: &[u8]) -> ArgList {
-        let mut l = ArgList {
-            len: a.len() as u8,
-            index: [0; 6],
-        };
+        let mut l = ArgList { len: a.len() as u8, index: [0; 6] };
         l.index[..a.len()].copy_from_slice(a);
         l
     }
@@ -316,20 +300,9 @@ mod tests {
         assert_eq!(quick_form(&[0x5B, 0xF2]), Quick::ReturnConstant(11));
         assert_eq!(quick_form(&[0x42, 0xF2]), Quick::ReturnLiteral(2));
         // ^ <1 self arg>
-        assert_eq!(
-            quick_form(&[0x20, 0x21, 0xD2, 1, 0xF2]),
-            Quick::Primitive {
-                prim: 1,
-                args: list(&[0, 1])
-            }
-        );
+        assert_eq!(quick_form(&[0x20, 0x21, 0xD2, 1, 0xF2]), Quick::Primitive { prim: 1, args: list(&[0, 1]) });
         // <8 a self>
-        assert_eq!(
-            quick_form(&[0x21, 0x20, 0xD2, 8, 0xF5, 0xF1]),
-            Quick::BlockValue {
-                args: list(&[1, 0])
-            }
-        );
+        assert_eq!(quick_form(&[0x21, 0x20, 0xD2, 8, 0xF5, 0xF1]), Quick::BlockValue { args: list(&[1, 0]) });
         // control primitives and longer bodies are not quick
         assert_eq!(quick_form(&[0x20, 0xD1, 35, 0xF2]), Quick::No);
         assert_eq!(quick_form(&[0x20, 0x21, 0xD2, 1, 0xF5, 0xF1]), Quick::No);

@@ -150,12 +150,7 @@ pub enum BootError {
     Prelude(String),
 }
 
-fn find_class_named(
-    heap: &Heap,
-    class_class: Value,
-    meta_class: Value,
-    name: &[u8],
-) -> Option<Value> {
+fn find_class_named(heap: &Heap, class_class: Value, meta_class: Value, name: &[u8]) -> Option<Value> {
     let mut found = None;
     heap.for_each_object(|o| {
         if found.is_some() || o.kind() != Kind::Pointers || o.len() < 5 {
@@ -183,15 +178,13 @@ impl Vm {
         let img = image::load(data)?;
         let heap = img.heap;
         let roots = img.roots;
-        let (nil, true_, false_, array, block, context, small_int) = (
-            roots[0], roots[1], roots[2], roots[3], roots[4], roots[5], roots[6],
-        );
+        let (nil, true_, false_, array, block, context, small_int) =
+            (roots[0], roots[1], roots[2], roots[3], roots[4], roots[5], roots[6]);
         // Array's class is MetaArray, whose class is Class; Class's class is MetaClass.
         let class_class = array.obj_class().obj_class();
         let meta_class = class_class.obj_class();
         let named = |n: &'static str| {
-            find_class_named(&heap, class_class, meta_class, n.as_bytes())
-                .ok_or(BootError::MissingClass(n))
+            find_class_named(&heap, class_class, meta_class, n.as_bytes()).ok_or(BootError::MissingClass(n))
         };
         let k = Specials {
             nil,
@@ -291,9 +284,7 @@ impl Vm {
         if !classes.is_ptr() || classes.kind() != Kind::Pointers {
             return None;
         }
-        (0..classes.len())
-            .map(|i| classes.slot(i))
-            .find(|&c| c.is_ptr() && self.class_name(c) == name)
+        (0..classes.len()).map(|i| classes.slot(i)).find(|&c| c.is_ptr() && self.class_name(c) == name)
     }
 
     /// Finds a class by name: the registered classes first (`Class classes`), then every class
@@ -374,10 +365,7 @@ impl Vm {
 impl Vm {
     /// Moves the method data of `old` (if it is a method that has run) to `new`.
     pub(crate) fn rebind_method_data(&mut self, old: Value, new: Value) {
-        if let Some(d) = (old.aux() as usize)
-            .checked_sub(1)
-            .and_then(|i| self.method_data.get_mut(i))
-        {
+        if let Some(d) = (old.aux() as usize).checked_sub(1).and_then(|i| self.method_data.get_mut(i)) {
             if d.method == old {
                 d.method = new;
             }
@@ -398,14 +386,7 @@ impl Vm {
             p.barriers.iter_mut().for_each(swap);
         }
         let r = &mut self.regs;
-        for v in [
-            &mut r.ctx,
-            &mut r.method,
-            &mut r.literals,
-            &mut r.args,
-            &mut r.temps,
-            &mut r.stack,
-        ] {
+        for v in [&mut r.ctx, &mut r.method, &mut r.literals, &mut r.args, &mut r.temps, &mut r.stack] {
             swap(v);
         }
     }

@@ -33,11 +33,7 @@ pub fn java_double_to_string(f: f64) -> String {
         return "NaN".to_owned();
     }
     if f.is_infinite() {
-        let text = if f.is_sign_negative() {
-            "-Infinity"
-        } else {
-            "Infinity"
-        };
+        let text = if f.is_sign_negative() { "-Infinity" } else { "Infinity" };
         return text.to_owned();
     }
     if f == 0.0 {
@@ -96,10 +92,7 @@ fn java_decimal(x: f64) -> Option<Decimal> {
     // below as above), every candidate in `T` is on the other side of `x`, and the nearest of
     // those is `shortest`.
     let nearest = Some(nearest)
-        .filter(|text| {
-            text.parse::<f64>()
-                .is_ok_and(|back| back.to_bits() == x.to_bits())
-        })
+        .filter(|text| text.parse::<f64>().is_ok_and(|back| back.to_bits() == x.to_bits()))
         .and_then(|text| Decimal::parse(&text));
     Some(nearest.unwrap_or(shortest))
 }
@@ -123,10 +116,7 @@ fn layout(negative: bool, decimal: &Decimal) -> String {
             }
             _ => {
                 out.push_str(digits);
-                out.extend(std::iter::repeat_n(
-                    '0',
-                    int_len.saturating_sub(digits.len()),
-                ));
+                out.extend(std::iter::repeat_n('0', int_len.saturating_sub(digits.len())));
                 out.push_str(".0");
             }
         }
@@ -183,10 +173,7 @@ mod tests {
     }
 
     #[test]
-    #[allow(
-        clippy::approx_constant,
-        reason = "the literal 3.14159 itself is under test, not PI"
-    )]
+    #[allow(clippy::approx_constant, reason = "the literal 3.14159 itself is under test, not PI")]
     fn pi_like_literal() {
         assert_eq!(j(3.14159), "3.14159");
         assert_eq!(j(-3.14159), "-3.14159");
@@ -213,14 +200,8 @@ mod tests {
         // The largest double below 10^7 stays plain; the largest below 10^-3 goes scientific.
         assert_eq!(j(9999999.999999998), "9999999.999999998");
         assert_eq!(j(f64::from_bits(1e7f64.to_bits() - 1)), "9999999.999999998");
-        assert_eq!(
-            j(f64::from_bits(0.001f64.to_bits() - 1)),
-            "9.999999999999998E-4"
-        );
-        assert_eq!(
-            j(f64::from_bits(1e7f64.to_bits() + 1)),
-            "1.0000000000000002E7"
-        );
+        assert_eq!(j(f64::from_bits(0.001f64.to_bits() - 1)), "9.999999999999998E-4");
+        assert_eq!(j(f64::from_bits(1e7f64.to_bits() + 1)), "1.0000000000000002E7");
     }
 
     #[test]
@@ -254,15 +235,11 @@ mod tests {
         // A deterministic sweep over bit patterns, including every exponent, subnormals and NaNs.
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         for i in 0..200_000u64 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             let bits = if i % 4 == 0 { i } else { state };
             let x = f64::from_bits(bits);
             let text = j(x);
-            let back: f64 = text
-                .parse()
-                .unwrap_or_else(|_| panic!("{text:?} does not parse"));
+            let back: f64 = text.parse().unwrap_or_else(|_| panic!("{text:?} does not parse"));
             if x.is_nan() {
                 assert!(back.is_nan(), "{text}");
             } else {

@@ -34,10 +34,7 @@ impl Default for HostTables {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x9e37_79b9_7f4a_7c15);
-        HostTables {
-            files: Vec::new(),
-            rng: seed | 1,
-        }
+        HostTables { files: Vec::new(), rng: seed | 1 }
     }
 }
 
@@ -66,10 +63,7 @@ impl HostTables {
 
     pub fn write_file(&mut self, f: Value, data: &[u8]) -> Result<(), String> {
         match self.file(f)? {
-            OpenFile::Write(w) => w
-                .write_all(data)
-                .and_then(|_| w.flush())
-                .map_err(|e| format!("write failed: {e}")),
+            OpenFile::Write(w) => w.write_all(data).and_then(|_| w.flush()).map_err(|e| format!("write failed: {e}")),
             OpenFile::Read(_) => Err("File was opened for reading".into()),
         }
     }

@@ -33,21 +33,11 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, Fault> {
 }
 
 fn arg(args: &[Value], i: usize, p: u8) -> Result<Value, Fault> {
-    args.get(i).copied().ok_or_else(|| {
-        Fault(format!(
-            "primitive {p}: expected at least {} arguments",
-            i + 1
-        ))
-    })
+    args.get(i).copied().ok_or_else(|| Fault(format!("primitive {p}: expected at least {} arguments", i + 1)))
 }
 
 fn int(args: &[Value], i: usize, p: u8) -> Result<i32, Fault> {
-    arg(args, i, p)?.as_int().ok_or_else(|| {
-        Fault(format!(
-            "primitive {p}: argument {} is not a SmallInt",
-            i + 1
-        ))
-    })
+    arg(args, i, p)?.as_int().ok_or_else(|| Fault(format!("primitive {p}: argument {} is not a SmallInt", i + 1)))
 }
 
 fn pointers(args: &[Value], i: usize, p: u8) -> Result<Value, Fault> {
@@ -55,10 +45,7 @@ fn pointers(args: &[Value], i: usize, p: u8) -> Result<Value, Fault> {
     if v.is_ptr() && v.kind() == Kind::Pointers {
         Ok(v)
     } else {
-        fail(format!(
-            "primitive {p}: argument {} is not an object with slots",
-            i + 1
-        ))
+        fail(format!("primitive {p}: argument {} is not an object with slots", i + 1))
     }
 }
 
@@ -67,10 +54,7 @@ fn bytes(args: &[Value], i: usize, p: u8) -> Result<Value, Fault> {
     if v.is_ptr() && v.kind() == Kind::Bytes {
         Ok(v)
     } else {
-        fail(format!(
-            "primitive {p}: argument {} is not a String or ByteArray",
-            i + 1
-        ))
+        fail(format!("primitive {p}: argument {} is not a String or ByteArray", i + 1))
     }
 }
 
@@ -97,9 +81,7 @@ fn index(args: &[Value], i: usize, len: usize, p: u8) -> Result<usize, Fault> {
 fn size(args: &[Value], i: usize, p: u8) -> Result<usize, Fault> {
     let n = int(args, i, p)?;
     if n < 0 || n as usize > MAX_OBJECT_WORDS / 2 {
-        return fail(format!(
-            "primitive {p}: cannot allocate an object of size {n}"
-        ));
+        return fail(format!("primitive {p}: cannot allocate an object of size {n}"));
     }
     Ok(n as usize)
 }
@@ -157,32 +139,19 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             };
             Ok(Value::from_int(r))
         }
-        10 => Ok(small_int_result(
-            vm,
-            Some(int(args, 0, p)? as i64 + int(args, 1, p)? as i64),
-        )),
+        10 => Ok(small_int_result(vm, Some(int(args, 0, p)? as i64 + int(args, 1, p)? as i64))),
         11 | 12 => {
             let (a, b) = (int(args, 0, p)?, int(args, 1, p)?);
             if b == 0 {
                 return fail("division by zero");
             }
             // Java semantics: truncating, MIN / -1 wraps to MIN, MIN % -1 is 0.
-            Ok(Value::from_int(if p == 11 {
-                a.wrapping_div(b)
-            } else {
-                a.wrapping_rem(b)
-            }))
+            Ok(Value::from_int(if p == 11 { a.wrapping_div(b) } else { a.wrapping_rem(b) }))
         }
         13 => Ok(vm.bool(int(args, 0, p)? < int(args, 1, p)?)),
         14 => Ok(vm.bool(int(args, 0, p)? == int(args, 1, p)?)),
-        15 => Ok(small_int_result(
-            vm,
-            Some(int(args, 0, p)? as i64 * int(args, 1, p)? as i64),
-        )),
-        16 => Ok(small_int_result(
-            vm,
-            Some(int(args, 0, p)? as i64 - int(args, 1, p)? as i64),
-        )),
+        15 => Ok(small_int_result(vm, Some(int(args, 0, p)? as i64 * int(args, 1, p)? as i64))),
+        16 => Ok(small_int_result(vm, Some(int(args, 0, p)? as i64 - int(args, 1, p)? as i64))),
         17 => {
             let c = class_arg(vm, args, 0, p)?;
             let i = int(args, 1, p)?;
@@ -319,9 +288,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
         59 => {
             let c = class_arg(vm, args, 0, p)?;
             let f = float(args, 1, p)?;
-            Ok(vm
-                .heap
-                .alloc_bytes_from(c, float_format::java_double_to_string(f).as_bytes()))
+            Ok(vm.heap.alloc_bytes_from(c, float_format::java_double_to_string(f).as_bytes()))
         }
         100 => {
             let c = class_arg(vm, args, 0, p)?;
@@ -334,13 +301,9 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
                 host::save_image(vm, &path)?;
                 Ok(vm.k.true_)
             }
-            None => {
-                fail("saveImage: no --save-image PATH was given, so the image is not overwritten")
-            }
+            None => fail("saveImage: no --save-image PATH was given, so the image is not overwritten"),
         },
-        119 => Ok(Value::from_int(
-            vm.started.elapsed().as_millis() as u64 as i32
-        )),
+        119 => Ok(Value::from_int(vm.started.elapsed().as_millis() as u64 as i32)),
         120 | 121 => {
             let s = bytes(args, 0, p)?;
             let data = s.bytes().to_vec();
@@ -355,9 +318,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
         }
         123 => send_data::send_and_branch_data(vm, arg(args, 0, p)?),
         // GUI primitives: headless stand-ins (see `host::gui`).
-        60 | 62..=66 | 70..=76 | 79..=85 | 89..=91 | 61 | 77 | 86..=88 | 118 => {
-            host::gui(vm, p, args)
-        }
+        60 | 62..=66 | 70..=76 | 79..=85 | 89..=91 | 61 | 77 | 86..=88 | 118 => host::gui(vm, p, args),
         _ => fail(format!("unknown primitive {p}")),
     }
 }

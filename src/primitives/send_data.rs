@@ -20,11 +20,7 @@ fn count(n: u64) -> Value {
 }
 
 pub fn send_and_branch_data(vm: &mut Vm, method: Value) -> Prim {
-    if method.is_int()
-        || method
-            .slot_checked(crate::interp::meth::BYTECODES)
-            .is_none()
-    {
+    if method.is_int() || method.slot_checked(crate::interp::meth::BYTECODES).is_none() {
         return Err(Fault("sendAndBranchData: receiver is not a Method".into()));
     }
     let Some(data) = vm.method_data_of(method) else {
@@ -34,59 +30,29 @@ pub fn send_and_branch_data(vm: &mut Vm, method: Value) -> Prim {
     let mut rows: Vec<(u16, Row)> = Vec::new();
     for (site, &off) in data.sends.iter().zip(&data.send_offsets) {
         if site.sends > 0 {
-            let entries = site
-                .entries
-                .as_slice()
-                .iter()
-                .map(|e| (e.class, e.method, e.count as u64))
-                .collect();
-            rows.push((
-                off,
-                Row::Send {
-                    sends: site.sends,
-                    entries,
-                    megamorphic: site.megamorphic,
-                },
-            ));
+            let entries = site.entries.as_slice().iter().map(|e| (e.class, e.method, e.count as u64)).collect();
+            rows.push((off, Row::Send { sends: site.sends, entries, megamorphic: site.megamorphic }));
         }
     }
     for (b, &off) in data.branches.iter().zip(&data.branch_offsets) {
         if b.executed > 0 {
-            rows.push((
-                off,
-                Row::Branch {
-                    executed: b.executed,
-                    taken: b.taken,
-                },
-            ));
+            rows.push((off, Row::Branch { executed: b.executed, taken: b.taken }));
         }
     }
     rows.sort_by_key(|r| r.0);
     let mut out = Vec::with_capacity(rows.len());
     for (off, row) in rows {
         let v = match row {
-            Row::Send {
-                sends,
-                entries,
-                megamorphic,
-            } => {
+            Row::Send { sends, entries, megamorphic } => {
                 let tag = vm.new_string(b"send");
-                let es: Vec<Value> = entries
-                    .into_iter()
-                    .map(|(c, m, n)| vm.new_array(&[c, m, count(n)]))
-                    .collect();
+                let es: Vec<Value> = entries.into_iter().map(|(c, m, n)| vm.new_array(&[c, m, count(n)])).collect();
                 let es = vm.new_array(&es);
                 let mega = vm.bool(megamorphic);
                 vm.new_array(&[tag, Value::from_int(off as i32), count(sends), es, mega])
             }
             Row::Branch { executed, taken } => {
                 let tag = vm.new_string(b"branch");
-                vm.new_array(&[
-                    tag,
-                    Value::from_int(off as i32),
-                    count(executed),
-                    count(taken),
-                ])
+                vm.new_array(&[tag, Value::from_int(off as i32), count(executed), count(taken)])
             }
         };
         out.push(v);
@@ -95,13 +61,6 @@ pub fn send_and_branch_data(vm: &mut Vm, method: Value) -> Prim {
 }
 
 enum Row {
-    Send {
-        sends: u64,
-        entries: Vec<(Value, Value, u64)>,
-        megamorphic: bool,
-    },
-    Branch {
-        executed: u64,
-        taken: u64,
-    },
+    Send { sends: u64, entries: Vec<(Value, Value, u64)>, megamorphic: bool },
+    Branch { executed: u64, taken: u64 },
 }
