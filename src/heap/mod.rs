@@ -97,7 +97,7 @@ impl Heap {
 
     /// Words allocated over the heap's lifetime.
     pub fn total_allocated_words(&self) -> u64 {
-        self.total_allocated_words
+        self.total_allocated_words + self.allocated_since_gc as u64
     }
 
     /// Bytes currently reserved from the system for objects.
@@ -123,7 +123,6 @@ impl Heap {
     #[inline(always)]
     fn alloc_words(&mut self, words: usize) -> (*mut u64, u8) {
         self.allocated_since_gc += words;
-        self.total_allocated_words += words as u64;
         if words <= MAX_SMALL_WORDS {
             if self.free[words] == 0 {
                 self.carve_page(words);
@@ -145,8 +144,8 @@ impl Heap {
         }
     }
 
+    #[inline(always)]
     fn alloc_object(&mut self, class: Value, kind: Kind, len: usize) -> Value {
-        assert!(len <= u32::MAX as usize);
         let words = HEADER_WORDS + body_words(kind, len);
         assert!(words <= MAX_OBJECT_WORDS, "object too large");
         let (p, cell) = self.alloc_words(words);
@@ -158,6 +157,22 @@ impl Heap {
     /// A pointer object with `n` slots, all `fill`.
     #[inline]
     pub fn alloc_pointers(&mut self, class: Value, n: usize, fill: Value) -> Value {
+        let words = HEADER_WORDS + n;
+        if words <= MAX_SMALL_WORDS && self.free[words] != 0 {
+            // The common case, kept small enough to inline: pop a free cell and fill it.
+            let p = self.free[words] as *mut u64;
+            self.allocated_since_gc += words;
+            // SAFETY: a free-chain entry is a free cell of `words` words in one of our pages;
+            // word 2 is the link, and the whole cell is ours to initialise.
+            unsafe {
+                self.free[words] = p.add(2).read();
+                init_header(p, class, n as u32, Kind::Pointers, words as u8);
+                for i in 0..n {
+                    p.add(HEADER_WORDS + i).write(fill.raw());
+                }
+            }
+            return Value::from_raw(p as u64);
+        }
         let v = self.alloc_object(class, Kind::Pointers, n);
         let body = v.body_ptr();
         for i in 0..n {
@@ -230,6 +245,8 @@ impl Heap {
         if cell == 0 || v.kind() == Kind::Free {
             return;
         }
+        // Early frees do not count towards the next collection (they are not garbage for it).
+        self.total_allocated_words += cell.min(self.allocated_since_gc) as u64;
         self.allocated_since_gc = self.allocated_since_gc.saturating_sub(cell);
         let mut head = self.free[cell];
         // SAFETY: `v` is a live small object (cell != 0), so it is a whole cell of a page.
@@ -332,6 +349,7 @@ impl Heap {
             }
         }
         self.large = large;
+        self.total_allocated_words += self.allocated_since_gc as u64;
         self.allocated_since_gc = 0;
         self.gc_budget = MIN_GC_BUDGET_WORDS.max(stats.live_words * 2);
         self.collections += 1;

@@ -83,26 +83,27 @@ enum Exit {
 type Step = Result<(), Interrupt>;
 
 /// A reason to leave the dispatch loop.
+/// Kept to two words (errors boxed) so that `Step` stays in registers on the hot path.
 enum Interrupt {
     Exit(Exit),
-    Error(VmError),
-    Fault(String),
+    Error(Box<VmError>),
+    Fault(Box<str>),
 }
 
 impl From<VmError> for Interrupt {
     fn from(e: VmError) -> Self {
-        Interrupt::Error(e)
+        Interrupt::Error(Box::new(e))
     }
 }
 
 impl From<Fault> for Interrupt {
     fn from(f: Fault) -> Self {
-        Interrupt::Fault(f.0)
+        Interrupt::Fault(f.0.into_boxed_str())
     }
 }
 
 fn fault<T>(msg: impl Into<String>) -> Result<T, Interrupt> {
-    Err(Interrupt::Fault(msg.into()))
+    Err(Interrupt::Fault(msg.into().into_boxed_str()))
 }
 
 #[inline(always)]
@@ -337,7 +338,7 @@ impl Vm {
                 11 => self.k.true_,
                 _ => self.k.false_,
             },
-            Quick::Primitive { prim, args: list } => {
+            Quick::Primitive { prim, args: list } | Quick::PrimitiveOrFallback { prim, args: list } => {
                 let mut vals = [Value::from_int(0); 6];
                 for (i, &a) in list.as_slice().iter().enumerate() {
                     match args.slot_checked(a as usize) {
@@ -346,6 +347,7 @@ impl Vm {
                     }
                 }
                 match primitives::call(self, prim, &vals[..list.len as usize]) {
+                    Ok(v) if v == self.k.nil && matches!(quick, Quick::PrimitiveOrFallback { .. }) => return Ok(false),
                     Ok(v) => v,
                     Err(_) => return Ok(false),
                 }
@@ -678,11 +680,11 @@ impl Vm {
             match self.dispatch() {
                 Ok(()) => unreachable!("dispatch only returns by interrupt"),
                 Err(Interrupt::Exit(e)) => return Ok(e),
-                Err(Interrupt::Error(e)) => return Err(e),
-                Err(Interrupt::Fault(msg)) => match self.raise_fault(msg) {
+                Err(Interrupt::Error(e)) => return Err(*e),
+                Err(Interrupt::Fault(msg)) => match self.raise_fault(msg.into_string()) {
                     Ok(()) => continue,
-                    Err(Interrupt::Error(e)) => return Err(e),
-                    Err(Interrupt::Fault(m)) => return Err(VmError::Fatal(m)),
+                    Err(Interrupt::Error(e)) => return Err(*e),
+                    Err(Interrupt::Fault(m)) => return Err(VmError::Fatal(m.into_string())),
                     Err(Interrupt::Exit(e)) => return Ok(e),
                 },
             }

@@ -75,9 +75,16 @@ pub enum Quick {
     /// `^ <p a b …>` where every argument is a method argument: run the primitive directly; if it
     /// faults, fall back to a real activation so the error report has the right backtrace.
     Primitive { prim: u8, args: ArgList },
+    /// `r <- <p args…>. r isNil ifTrue: [fallback]. ^ r` with a side-effect-free primitive (the
+    /// image's idiom for a primitive with fallback code, e.g. `SmallInt>>subtractFromSmallInt:`):
+    /// a non-nil result is the answer; nil runs the whole method (which repeats the primitive).
+    PrimitiveOrFallback { prim: u8, args: ArgList },
     /// `<8 a … self>`: `Block>>value…`, entered straight from the sender.
     BlockValue { args: ArgList },
 }
+
+/// Primitives without side effects, which may run again when their fallback code runs.
+const PURE_PRIMITIVES: [u8; 21] = [1, 2, 4, 10, 11, 12, 13, 14, 15, 16, 21, 26, 30, 50, 51, 52, 53, 54, 55, 56, 57];
 
 /// Primitives that change control flow or need the caller's registers saved; never quick.
 const CONTROL_PRIMITIVES: [u8; 10] = [6, 8, 19, 29, 34, 35, 101, 116, 117, 122];
@@ -130,10 +137,37 @@ pub fn quick_form(code: &[u8]) -> Quick {
     if prim == 8 {
         return Quick::BlockValue { args };
     }
-    if CONTROL_PRIMITIVES.contains(&prim) || !returns_next(nx + 1) {
+    if CONTROL_PRIMITIVES.contains(&prim) {
         return Quick::No;
     }
-    Quick::Primitive { prim, args }
+    if returns_next(nx + 1) {
+        return Quick::Primitive { prim, args };
+    }
+    // r <- <p …>. r isNil ifTrue: [ … ]. ^ r   (7 t; 15.5; 3 t; 10 0; 15.8 L … L: 3 t; 15.2)
+    let seq = |at: usize, want: &[(u8, Option<u8>)]| -> Option<usize> {
+        let mut ip = at;
+        for &(op, n) in want {
+            let (o, k, nx) = decode(code, ip)?;
+            if o != op || n.is_some_and(|n| n != k) {
+                return None;
+            }
+            ip = nx;
+        }
+        Some(ip)
+    };
+    let Some((7, t, _)) = decode(code, nx + 1) else { return Quick::No };
+    let Some(at_branch) = seq(nx + 1, &[(7, Some(t)), (15, Some(5)), (3, Some(t)), (10, Some(0))]) else {
+        return Quick::No;
+    };
+    let Some((15, 8, after)) = decode(code, at_branch) else { return Quick::No };
+    let Some(&target) = code.get(after) else { return Quick::No };
+    // The not-nil path: `ifTrue:` without `ifFalse:` leaves `push nil; pop` before `^ r`.
+    let returns_temp = seq(target as usize, &[(3, Some(t)), (15, Some(2))]).is_some()
+        || seq(target as usize, &[(5, Some(10)), (15, Some(5)), (3, Some(t)), (15, Some(2))]).is_some();
+    if PURE_PRIMITIVES.contains(&prim) && returns_temp {
+        return Quick::PrimitiveOrFallback { prim, args };
+    }
+    Quick::No
 }
 
 #[derive(Clone, Debug)]
@@ -303,6 +337,20 @@ mod tests {
         assert_eq!(quick_form(&[0x20, 0x21, 0xD2, 1, 0xF2]), Quick::Primitive { prim: 1, args: list(&[0, 1]) });
         // <8 a self>
         assert_eq!(quick_form(&[0x21, 0x20, 0xD2, 8, 0xF5, 0xF1]), Quick::BlockValue { args: list(&[1, 0]) });
+        // SmallInt>>subtractFromSmallInt: from the image
+        let sub = [
+            33, 32, 210, 16, 112, 245, 48, 160, 248, 21, 33, 129, 144, 32, 129, 145, 130, 146, 112, 246, 22, 90, 245,
+            48, 242, 245, 241,
+        ];
+        assert_eq!(quick_form(&sub), Quick::PrimitiveOrFallback { prim: 16, args: list(&[1, 0]) });
+        // the same shape around a primitive with side effects is not quick
+        let mut write = sub;
+        write[3] = 43;
+        assert_eq!(quick_form(&write), Quick::No);
+        // a fallback that does not end by returning the temporary is not quick
+        let mut other = sub;
+        other[23] = 49;
+        assert_eq!(quick_form(&other), Quick::No);
         // control primitives and longer bodies are not quick
         assert_eq!(quick_form(&[0x20, 0xD1, 35, 0xF2]), Quick::No);
         assert_eq!(quick_form(&[0x20, 0x21, 0xD2, 1, 0xF5, 0xF1]), Quick::No);
