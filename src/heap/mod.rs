@@ -14,7 +14,7 @@
 mod object;
 mod value;
 
-pub use object::{body_words, Kind, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET};
+pub use object::{body_words, Kind, Slots, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET};
 pub use value::Value;
 
 use object::init_header;

@@ -266,3 +266,68 @@ impl Value {
         unsafe { self.words().add(HEADER_WORDS) }
     }
 }
+
+/// A pointer object known to have slots, with its length cached, so that indexing checks only the
+/// index. The interpreter keeps its stack, temporaries, arguments and literals this way.
+///
+/// Sound because an object's kind and length never change while it lives, and a `Slots` is only
+/// held for an object the VM keeps alive (it is referenced from the active context).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    obj: Value,
+    len: usize,
+}
+
+impl Slots {
+    /// `v` as slots, if it is a pointer object.
+    #[inline(always)]
+    pub fn new(v: Value) -> Option<Slots> {
+        if v.is_pointers() {
+            Some(Slots { obj: v, len: v.len() })
+        } else {
+            None
+        }
+    }
+
+    /// A handle with no slots (every access misses).
+    pub const fn none() -> Slots {
+        Slots { obj: Value::from_int(0), len: 0 }
+    }
+
+    #[inline(always)]
+    pub fn obj(self) -> Value {
+        self.obj
+    }
+
+    #[inline(always)]
+    pub fn len(self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    pub fn get(self, i: usize) -> Option<Value> {
+        if i < self.len {
+            // SAFETY: `obj` is a live pointer object with `len` slots (type invariant).
+            Some(Value::from_raw(unsafe { (self.obj.raw() as *const u64).add(HEADER_WORDS + i).read() }))
+        } else {
+            None
+        }
+    }
+
+    /// Stores slot `i`; false (and no store) when `i` is out of range.
+    #[inline(always)]
+    pub fn set(self, i: usize, v: Value) -> bool {
+        if i < self.len {
+            // SAFETY: `obj` is a live pointer object with `len` slots (type invariant).
+            unsafe { (self.obj.raw() as *mut u64).add(HEADER_WORDS + i).write(v.raw()) };
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -11,7 +11,7 @@
 use super::method_data::{Quick, SiteRef};
 use super::process::Process;
 use super::{class, ctx, meth, Vm, VmError};
-use crate::heap::{Collection, Kind, Value};
+use crate::heap::{Collection, Kind, Slots, Value};
 use crate::primitives::{self, Fault};
 
 /// Context header flag: created by a send or a block entry and not (yet) visible to Smalltalk, so
@@ -58,10 +58,10 @@ pub(crate) struct Regs {
     pub method: Value,
     pub code: &'static [u8],
     pub ip: usize,
-    pub literals: Value,
-    pub args: Value,
-    pub temps: Value,
-    pub stack: Value,
+    pub literals: Slots,
+    pub args: Slots,
+    pub temps: Slots,
+    pub stack: Slots,
     pub sp: usize,
     pub data: usize,
 }
@@ -69,7 +69,19 @@ pub(crate) struct Regs {
 impl Regs {
     pub fn empty() -> Regs {
         let z = Value::from_int(0);
-        Regs { ctx: z, method: z, code: &[], ip: 0, literals: z, args: z, temps: z, stack: z, sp: 0, data: 0 }
+        let none = Slots::none();
+        Regs {
+            ctx: z,
+            method: z,
+            code: &[],
+            ip: 0,
+            literals: none,
+            args: none,
+            temps: none,
+            stack: none,
+            sp: 0,
+            data: 0,
+        }
     }
 }
 
@@ -104,6 +116,12 @@ impl From<Fault> for Interrupt {
 
 fn fault<T>(msg: impl Into<String>) -> Result<T, Interrupt> {
     Err(Interrupt::Fault(msg.into().into_boxed_str()))
+}
+
+/// `v` as slots; a malformed value (only possible in contexts already checked) reads as empty.
+#[inline(always)]
+fn slots(v: Value) -> Slots {
+    Slots::new(v).unwrap_or(Slots::none())
 }
 
 #[inline(always)]
@@ -141,10 +159,10 @@ impl Vm {
                 method,
                 code: code.bytes(),
                 ip: c.slot(ctx::BYTE_POINTER).int_unchecked() as usize,
-                literals: method.slot(meth::LITERALS),
-                args: c.slot(ctx::ARGUMENTS),
-                temps: c.slot(ctx::TEMPORARIES),
-                stack: c.slot(ctx::STACK),
+                literals: slots(method.slot(meth::LITERALS)),
+                args: slots(c.slot(ctx::ARGUMENTS)),
+                temps: slots(c.slot(ctx::TEMPORARIES)),
+                stack: slots(c.slot(ctx::STACK)),
                 sp: c.slot(ctx::STACK_TOP).int_unchecked() as usize,
                 data: method.aux() as usize - 1,
             };
@@ -185,10 +203,10 @@ impl Vm {
             method,
             code: code.bytes(),
             ip: ip as usize,
-            literals,
-            args,
-            temps,
-            stack,
+            literals: slots(literals),
+            args: slots(args),
+            temps: slots(temps),
+            stack: slots(stack),
             sp: sp as usize,
             data,
         };
@@ -197,18 +215,18 @@ impl Vm {
 
     #[inline(always)]
     fn receiver(&self) -> Value {
-        self.regs.args.slot(0)
+        self.regs.args.get(0).unwrap_or(self.k.nil)
     }
 
     #[inline(always)]
     fn push(&mut self, v: Value) {
         let r = &mut self.regs;
-        if r.sp >= r.stack.len() {
+        if !r.stack.set(r.sp, v) {
             self.grow_stack();
+            let r = &mut self.regs;
+            r.stack.set(r.sp, v);
         }
-        let r = &mut self.regs;
-        r.stack.set_slot(r.sp, v);
-        r.sp += 1;
+        self.regs.sp += 1;
     }
 
     #[cold]
@@ -216,13 +234,13 @@ impl Vm {
         let old = self.regs.stack;
         let n = (old.len() * 2).max(8);
         let nil = self.k.nil;
-        let class = old.obj_class();
-        let new = self.heap.alloc_pointers(class, n, nil);
+        let array = self.k.array;
+        let new = self.heap.alloc_pointers(array, n, nil);
         for i in 0..old.len() {
-            new.set_slot(i, old.slot(i));
+            new.set_slot(i, old.get(i).unwrap_or(nil));
         }
         self.regs.ctx.set_slot(ctx::STACK, new);
-        self.regs.stack = new;
+        self.regs.stack = slots(new);
     }
 
     #[inline(always)]
@@ -232,7 +250,7 @@ impl Vm {
             return fault("stack underflow");
         }
         r.sp -= 1;
-        Ok(r.stack.slot(r.sp))
+        r.stack.get(r.sp).ok_or_else(|| Interrupt::Fault("stack pointer out of range".into()))
     }
 
     #[inline(always)]
@@ -241,7 +259,7 @@ impl Vm {
         if r.sp == 0 {
             return fault("stack underflow");
         }
-        Ok(r.stack.slot(r.sp - 1))
+        r.stack.get(r.sp - 1).ok_or_else(|| Interrupt::Fault("stack pointer out of range".into()))
     }
 
     #[inline(always)]
@@ -402,7 +420,18 @@ impl Vm {
         c.set_flags(RECYCLABLE | if owns_args { OWNS_ARGS } else { 0 });
         // Everything is known: set the registers without re-reading and re-checking the context.
         let literals = method.slot(meth::LITERALS);
-        self.regs = Regs { ctx: c, method, code: code.bytes(), ip: 0, literals, args, temps, stack, sp: 0, data };
+        self.regs = Regs {
+            ctx: c,
+            method,
+            code: code.bytes(),
+            ip: 0,
+            literals: slots(literals),
+            args: slots(args),
+            temps: slots(temps),
+            stack: slots(stack),
+            sp: 0,
+            data,
+        };
         Ok(())
     }
 
@@ -463,9 +492,9 @@ impl Vm {
         let home = if r.ctx.len() >= ctx::BLOCK_SIZE { r.ctx.slot(ctx::CREATING_CONTEXT) } else { r.ctx };
         let slots = [
             r.method,
-            r.args,
-            r.temps,
-            r.stack,
+            r.args.obj(),
+            r.temps.obj(),
+            r.stack.obj(),
             body,
             Value::from_int(0),
             r.ctx.slot(ctx::PREVIOUS),
@@ -628,7 +657,8 @@ impl Vm {
             return fault("stack underflow in primitive");
         }
         let base = self.regs.sp - n;
-        let v = (base..self.regs.sp).map(|i| self.regs.stack.slot(i)).collect();
+        let nil = self.k.nil;
+        let v = (base..self.regs.sp).map(|i| self.regs.stack.get(i).unwrap_or(nil)).collect();
         self.regs.sp = base;
         Ok(v)
     }
@@ -705,15 +735,15 @@ impl Vm {
                         None => return fault(format!("no instance variable {} in receiver", n + 1)),
                     }
                 }
-                2 => match self.regs.args.slot_checked(n as usize) {
+                2 => match self.regs.args.get(n as usize) {
                     Some(v) => self.push(v),
                     None => return fault(format!("no argument {n}")),
                 },
-                3 => match self.regs.temps.slot_checked(n as usize) {
+                3 => match self.regs.temps.get(n as usize) {
                     Some(v) => self.push(v),
                     None => return fault(format!("no temporary {n}")),
                 },
-                4 => match self.regs.literals.slot_checked(n as usize) {
+                4 => match self.regs.literals.get(n as usize) {
                     Some(v) => self.push(v),
                     None => return fault(format!("no literal {n}")),
                 },
@@ -738,11 +768,9 @@ impl Vm {
                 }
                 7 => {
                     let v = self.top()?;
-                    let t = self.regs.temps;
-                    if t.slot_checked(n as usize).is_none() {
+                    if !self.regs.temps.set(n as usize, v) {
                         return fault(format!("no temporary {n}"));
                     }
-                    t.set_slot(n as usize, v);
                 }
                 8 => {
                     let n = n as usize;
@@ -751,14 +779,14 @@ impl Vm {
                     }
                     let array = self.k.array;
                     let base = self.regs.sp - n;
-                    let a = self.heap.alloc_slots_from(array, self.regs.stack, base, n);
+                    let a = self.heap.alloc_slots_from(array, self.regs.stack.obj(), base, n);
                     self.regs.sp = base;
                     self.push(a);
                 }
                 9 => {
                     self.safepoint()?;
                     let args = self.pop()?;
-                    let Some(sel) = self.regs.literals.slot_checked(n as usize) else {
+                    let Some(sel) = self.regs.literals.get(n as usize) else {
                         return fault(format!("no literal {n}"));
                     };
                     let site = match self.method_data[self.regs.data].site_at.get(start) {
@@ -866,7 +894,7 @@ impl Vm {
                         let k = self.fetch()?;
                         self.safepoint()?;
                         let args = self.pop()?;
-                        let Some(sel) = self.regs.literals.slot_checked(k as usize) else {
+                        let Some(sel) = self.regs.literals.get(k as usize) else {
                             return fault(format!("no literal {k}"));
                         };
                         let parent = self

@@ -386,8 +386,12 @@ impl Vm {
             p.barriers.iter_mut().for_each(swap);
         }
         let r = &mut self.regs;
-        for v in [&mut r.ctx, &mut r.method, &mut r.literals, &mut r.args, &mut r.temps, &mut r.stack] {
-            swap(v);
+        swap(&mut r.ctx);
+        swap(&mut r.method);
+        for s in [&mut r.literals, &mut r.args, &mut r.temps, &mut r.stack] {
+            if s.obj() == old {
+                *s = crate::heap::Slots::new(new).unwrap_or(crate::heap::Slots::none());
+            }
         }
     }
 }
