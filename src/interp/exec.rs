@@ -129,13 +129,6 @@ fn is_array(v: Value) -> bool {
     v.is_pointers()
 }
 
-/// Initial stack length of a new context. Declared stack sizes are generous (19 is common) and
-/// stacks grow on demand, so a context starts small.
-#[inline(always)]
-fn initial_stack(declared: i32) -> usize {
-    declared.clamp(1, 8) as usize
-}
-
 impl Vm {
     // ----- registers and contexts -------------------------------------------------------------
 
@@ -402,7 +395,7 @@ impl Vm {
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.
     #[inline]
     fn activate(&mut self, method: Value, args: Value, owns_args: bool, code: Value, data: usize) -> Step {
-        let (Some(stack_size), Some(temp_size)) = (
+        let (Some(_declared_stack), Some(temp_size)) = (
             method.slot_checked(meth::STACK_SIZE).and_then(|v| v.as_int()),
             method.slot_checked(meth::TEMP_SIZE).and_then(|v| v.as_int()),
         ) else {
@@ -412,7 +405,10 @@ impl Vm {
         let nil = self.k.nil;
         let array = self.k.array;
         let temps = if temp_size > 0 { self.heap.alloc_pointers(array, temp_size as usize, nil) } else { nil };
-        let stack = self.heap.alloc_pointers(array, initial_stack(stack_size), nil);
+        // The computed depth, not the declared stackSize: declared sizes are generous (19 is
+        // common) and can also be too small (SMALLWORLD-VM.md §3.3); stacks grow either way.
+        let depth = self.method_data[data].max_stack;
+        let stack = self.heap.alloc_pointers(array, depth, nil);
         let zero = Value::from_int(0);
         let prev = self.regs.ctx;
         let context_class = self.k.context;
@@ -924,14 +920,21 @@ impl Vm {
         self.reporting_fault = false;
         let nil = self.k.nil;
         let array = self.k.array;
-        let (Some(ss), Some(ts)) = (
+        let (Some(_declared_stack), Some(ts)) = (
             method.slot_checked(meth::STACK_SIZE).and_then(|v| v.as_int()),
             method.slot_checked(meth::TEMP_SIZE).and_then(|v| v.as_int()),
         ) else {
             return Err(VmError::Fatal("not a method".into()));
         };
         let temps = if ts > 0 { self.heap.alloc_pointers(array, ts as usize, nil) } else { nil };
-        let stack = self.heap.alloc_pointers(array, initial_stack(ss), nil);
+        let depth = match method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) {
+            Some(code) => {
+                let d = self.method_data_index(method, code);
+                self.method_data[d].max_stack
+            }
+            None => 8,
+        };
+        let stack = self.heap.alloc_pointers(array, depth, nil);
         let zero = Value::from_int(0);
         let context_class = self.k.context;
         let c = self.heap.alloc_with_slots(context_class, &[method, args, temps, stack, zero, zero, nil]);

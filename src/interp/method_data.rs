@@ -98,6 +98,74 @@ fn decode(code: &[u8], ip: usize) -> Option<(u8, u8, usize)> {
     }
 }
 
+/// The deepest operand stack reached by any path through `code`, including block bodies (each
+/// starts empty in its own context). Abstract interpretation over the control flow: every
+/// instruction's stack effect is known statically (SMALLWORLD-VM.md §3.2). Paths that look
+/// malformed are simply not followed; the interpreter's stacks grow on demand, so an
+/// underestimate costs a copy, never correctness.
+pub fn max_stack_depth(code: &[u8]) -> usize {
+    let mut depth_at: Vec<Option<usize>> = vec![None; code.len() + 1];
+    let mut work = vec![(0usize, 0usize)];
+    let mut max = 1;
+    while let Some((ip, depth)) = work.pop() {
+        if ip >= code.len() || depth_at[ip].is_some_and(|d| d >= depth) || depth > 4096 {
+            continue;
+        }
+        depth_at[ip] = Some(depth);
+        max = max.max(depth);
+        let Some((op, n, next)) = decode(code, ip) else { continue };
+        let operand = code.get(next).copied().map(usize::from);
+        let after = match op {
+            1..=5 | 14 => Some(depth + 1),
+            6 | 7 | 9 | 10 => Some(depth),
+            8 => Some((depth + 1).saturating_sub(n as usize)),
+            11 => Some(depth.saturating_sub(1)),
+            12 => {
+                // The block body runs in its own context; the creator skips it and pushes the block.
+                work.push((next + 1, 0));
+                if let Some(t) = operand {
+                    work.push((t, depth + 1));
+                }
+                max = max.max(depth + 1);
+                None
+            }
+            13 => {
+                work.push((next + 1, (depth + 1).saturating_sub(n as usize)));
+                None
+            }
+            15 => match n {
+                1..=3 => None,
+                4 => Some(depth + 1),
+                5 => Some(depth.saturating_sub(1)),
+                6 => {
+                    if let Some(t) = operand {
+                        work.push((t, depth));
+                    }
+                    None
+                }
+                7 | 8 => {
+                    if let Some(t) = operand {
+                        work.push((t, depth.saturating_sub(1)));
+                    }
+                    work.push((next + 1, depth.saturating_sub(1)));
+                    None
+                }
+                11 => {
+                    work.push((next + 1, depth));
+                    None
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(d) = after {
+            max = max.max(d);
+            work.push((next, d));
+        }
+    }
+    max.max(1)
+}
+
 /// Recognises quick methods (see `Quick`).
 pub fn quick_form(code: &[u8]) -> Quick {
     let Some((op, n, next)) = decode(code, 0) else {
@@ -183,6 +251,9 @@ pub struct MethodData {
     pub branch_offsets: Vec<u16>,
     /// How a send can run this method without a context.
     pub quick: Quick,
+    /// Deepest operand stack any path through the method or its blocks reaches (see
+    /// `max_stack_depth`); new contexts get a stack this long, which still grows if it is wrong.
+    pub max_stack: usize,
 }
 
 /// A tiny fixed-capacity vector for cache entries (kept inline: a site is read on every send).
@@ -241,6 +312,7 @@ impl MethodData {
             send_offsets: Vec::new(),
             branch_offsets: Vec::new(),
             quick: Quick::No,
+            max_stack: 1,
         }
     }
 
@@ -250,6 +322,7 @@ impl MethodData {
         d.method = method;
         d.site_at = vec![SiteRef::None; code.len()];
         d.quick = quick_form(code);
+        d.max_stack = max_stack_depth(code);
         let mut ip = 0;
         let mut prev_op = 0;
         let mut targets = Vec::new();
@@ -323,6 +396,21 @@ mod tests {
         let mut l = ArgList { len: a.len() as u8, index: [0; 6] };
         l.index[..a.len()].copy_from_slice(a);
         l
+    }
+
+    #[test]
+    fn stack_depth_follows_branches_and_blocks() {
+        // push self, push 2, <, branch-if-false 8, push 1, jump 23 … (SmallInt>>benchFib)
+        let fib = [
+            32, 82, 176, 248, 8, 81, 246, 23, 32, 81, 130, 144, 129, 145, 32, 82, 130, 146, 129, 147, 178, 81, 178, 242,
+        ];
+        assert_eq!(max_stack_depth(&fib), 3);
+        // a block body deeper than its creator: push block(end 9) { push 1 push 2 push 3 pop pop 15.2 } 15.2
+        let blk = [0xC0, 9, 0x51, 0x52, 0x53, 0xF5, 0xF5, 0xF2, 0xF2, 0xF2];
+        assert_eq!(max_stack_depth(&blk), 3);
+        // MarkArguments 3 takes three and leaves one
+        assert_eq!(max_stack_depth(&[0x51, 0x52, 0x53, 0x83, 0x51, 0xF2]), 3);
+        assert_eq!(max_stack_depth(&[]), 1);
     }
 
     #[test]

@@ -350,7 +350,15 @@ impl Vm {
                 self.free_method_data.push(i);
             }
         }
-        gc.finish();
+        let stats = gc.finish();
+        tracing::debug!(
+            target: "tracevm::heap",
+            live_objects = stats.live_objects,
+            live_kib = stats.live_words * 8 / 1024,
+            freed = stats.freed_objects,
+            reserved_kib = self.heap.reserved_bytes() / 1024,
+            "collection"
+        );
         self.cache.clear();
         self.counters.gc_count += 1;
         self.counters.gc_time_ns += t0.elapsed().as_nanos() as u64;
