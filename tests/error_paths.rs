@@ -302,6 +302,24 @@ fn save_image_without_target_is_an_error_and_writes_nothing() {
     assert_eq!(dir.entries(), ["boot.image", "save.st"], "no new files");
 }
 
+/// `File exportImage:` naming the image the VM booted from is refused (without `--save-image`
+/// naming it), so a program cannot overwrite it by accident; another name is written.
+#[test]
+fn export_image_never_overwrites_the_boot_image() {
+    let dir = TempDir::new();
+    let original = std::fs::read(base_image()).expect("base image");
+    let img = dir.write("boot.image", &original);
+    let other = dir.file("other.image");
+    let src = format!("EVAL File exportImage: '{}'\nEVAL File exportImage: '{}'\n", path_str(&other), path_str(&img));
+    let prog = dir.write("export.st", src);
+    let out = run(&["run", "--image", path_str(&img), path_str(&prog)], None);
+    assert_status(&out, 1);
+    assert_contains(&out, "stderr", "refusing to overwrite");
+    assert!(std::fs::read(&img).expect("boot image") == original, "the boot image was modified");
+    let exported = std::fs::read(&other).expect("the other name was written");
+    assert!(tracevm::image::load(&exported).is_ok(), "the exported image loads");
+}
+
 /// With `--save-image`, `File saveImage` writes a loadable image that keeps a method defined
 /// before the save, a Float stored in a class variable (tracevm's own images keep Floats, where
 /// the Java VM would write nil) and a Float literal in a compiled method.

@@ -39,7 +39,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub save_image: Option<PathBuf>,
     /// Evaluate EXPR (after filing in any FILEs) and print the printString of its result.
-    #[arg(short = 'e', long = "eval", value_name = "EXPR")]
+    #[arg(short = 'e', long = "eval", value_name = "EXPR", allow_hyphen_values = true)]
     pub eval: Option<String>,
     /// Programs to file in, in order.
     #[arg(value_name = "FILE.st")]
@@ -130,6 +130,7 @@ pub fn run(args: &RunArgs, stats: bool) -> i32 {
     };
     vm.out = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
     vm.save_target.path = args.save_image.clone();
+    vm.save_target.boot_image = Some(image_path.clone());
     let status = run_programs(&mut vm, &programs, args.eval.as_deref());
     let _ = vm.out.flush();
     if stats {

@@ -113,7 +113,26 @@ pub struct Counters {
 /// Where primitive 116 (`File saveImage`) may write.
 #[derive(Clone, Debug, Default)]
 pub struct SaveTarget {
+    /// `--save-image PATH`: where primitive 116 writes, and the only way to overwrite the image
+    /// the VM booted from.
     pub path: Option<PathBuf>,
+    /// The image the VM booted from.
+    pub boot_image: Option<PathBuf>,
+}
+
+impl SaveTarget {
+    /// Whether a save to `target` may proceed: never onto the boot image unless `--save-image`
+    /// names it.
+    pub fn allows(&self, target: &std::path::Path) -> bool {
+        let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        };
+        match &self.boot_image {
+            Some(boot) if same(boot, target) => self.path.as_deref().is_some_and(|p| same(p, target)),
+            _ => true,
+        }
+    }
 }
 
 /// The machine.

@@ -123,6 +123,12 @@ impl HostTables {
 /// Writes the image (Java save order) to `path` through a temporary file, so a failed save leaves
 /// any existing file untouched.
 pub fn save_image(vm: &mut Vm, path: &Path) -> Result<(), Fault> {
+    if !vm.save_target.allows(path) {
+        return Err(Fault(format!(
+            "refusing to overwrite the image the VM started from ({}); pass --save-image with that path to allow it",
+            path.display()
+        )));
+    }
     let data = crate::image::save(&vm.roots);
     let tmp = path.with_extension("tracevm-tmp");
     std::fs::write(&tmp, &data)
