@@ -331,43 +331,13 @@ impl Vm {
     #[inline]
     fn run_quick(&mut self, method: Value, data: usize, args: Value, owns_args: bool) -> Result<bool, Interrupt> {
         let quick = self.method_data[data].quick;
-        let receiver = args.slot(0);
+        let Some(all) = Slots::new(args) else { return Ok(false) };
         let result = match quick {
-            Quick::No => return Ok(false),
-            Quick::ReturnSelf => receiver,
-            Quick::ReturnInstVar(n) => match receiver.slot_checked(n) {
-                Some(v) => v,
-                None => return Ok(false),
-            },
-            Quick::ReturnLiteral(n) => match method.slot(meth::LITERALS).slot_checked(n) {
-                Some(v) => v,
-                None => return Ok(false),
-            },
-            Quick::ReturnConstant(n) => match n {
-                0..=9 => Value::from_int(n as i32),
-                10 => self.k.nil,
-                11 => self.k.true_,
-                _ => self.k.false_,
-            },
-            Quick::Primitive { prim, args: list } | Quick::PrimitiveOrFallback { prim, args: list } => {
-                let mut vals = [Value::from_int(0); 6];
-                for (i, &a) in list.as_slice().iter().enumerate() {
-                    match args.slot_checked(a as usize) {
-                        Some(v) => vals[i] = v,
-                        None => return Ok(false),
-                    }
-                }
-                match primitives::call(self, prim, &vals[..list.len as usize]) {
-                    Ok(v) if v == self.k.nil && matches!(quick, Quick::PrimitiveOrFallback { .. }) => return Ok(false),
-                    Ok(v) => v,
-                    Err(_) => return Ok(false),
-                }
-            }
             Quick::BlockValue { args: list } => {
                 let n = list.len as usize;
                 let mut vals = [Value::from_int(0); 6];
                 for (i, &a) in list.as_slice().iter().enumerate() {
-                    match args.slot_checked(a as usize) {
+                    match all.get(a as usize) {
                         Some(v) => vals[i] = v,
                         None => return Ok(false),
                     }
@@ -384,12 +354,82 @@ impl Vm {
                 }
                 return Ok(true);
             }
+            Quick::Forward { args: list, selector, site } => {
+                // `^ a b … sel` forwarding to a quick method: run both without contexts, or
+                // neither (a real activation then does the whole thing, observably the same).
+                let mut vals = [Value::from_int(0); 6];
+                for (i, &a) in list.as_slice().iter().enumerate() {
+                    match all.get(a as usize) {
+                        Some(v) => vals[i] = v,
+                        None => return Ok(false),
+                    }
+                }
+                let vals = &vals[..list.len as usize];
+                let Some(sel) = method.slot(meth::LITERALS).slot_checked(selector) else { return Ok(false) };
+                let cls = self.class_of(vals[0]);
+                let Some(target) = self.lookup_at_site(data, site, cls, sel) else { return Ok(false) };
+                let Some(code) = target.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
+                    return Ok(false);
+                };
+                let target_data = self.method_data_index(target, code);
+                self.counters.sends += 1;
+                match self.quick_value(target, target_data, vals) {
+                    Some(v) => v,
+                    None => return Ok(false),
+                }
+            }
+            _ => {
+                let Some(n) = (0..all.len().min(6)).last().map(|i| i + 1) else { return Ok(false) };
+                let mut vals = [Value::from_int(0); 6];
+                for (i, v) in vals.iter_mut().enumerate().take(n) {
+                    *v = all.get(i).unwrap_or(self.k.nil);
+                }
+                if all.len() > 6 {
+                    return Ok(false);
+                }
+                match self.quick_value(method, data, &vals[..n]) {
+                    Some(v) => v,
+                    None => return Ok(false),
+                }
+            }
         };
         self.push(result);
         if owns_args {
             self.heap.free(args);
         }
         Ok(true)
+    }
+
+    /// The answer of a quick method that answers a value without entering anything (returns and
+    /// primitives), given its receiver and arguments; None when it is not such a method or its
+    /// primitive failed.
+    #[inline]
+    fn quick_value(&mut self, method: Value, data: usize, args: &[Value]) -> Option<Value> {
+        let quick = self.method_data[data].quick;
+        let receiver = *args.first()?;
+        Some(match quick {
+            Quick::ReturnSelf => receiver,
+            Quick::ReturnInstVar(n) => receiver.slot_checked(n)?,
+            Quick::ReturnLiteral(n) => method.slot(meth::LITERALS).slot_checked(n)?,
+            Quick::ReturnConstant(n) => match n {
+                0..=9 => Value::from_int(n as i32),
+                10 => self.k.nil,
+                11 => self.k.true_,
+                _ => self.k.false_,
+            },
+            Quick::Primitive { prim, args: list } | Quick::PrimitiveOrFallback { prim, args: list } => {
+                let mut vals = [Value::from_int(0); 6];
+                for (i, &a) in list.as_slice().iter().enumerate() {
+                    vals[i] = *args.get(a as usize)?;
+                }
+                match primitives::call(self, prim, &vals[..list.len as usize]) {
+                    Ok(v) if v == self.k.nil && matches!(quick, Quick::PrimitiveOrFallback { .. }) => return None,
+                    Ok(v) => v,
+                    Err(_) => return None,
+                }
+            }
+            Quick::No | Quick::BlockValue { .. } | Quick::Forward { .. } => return None,
+        })
     }
 
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.
@@ -717,197 +757,311 @@ impl Vm {
         }
     }
 
-    /// Executes bytecodes until something interrupts.
+    // ----- the bytecodes: one method each (SMALLWORLD-VM.md §3.2) -------------------------------
+
+    #[inline(always)]
+    fn op_push_instance(&mut self, n: usize) -> Step {
+        match self.receiver().slot_checked(n) {
+            Some(v) => {
+                self.push(v);
+                Ok(())
+            }
+            None => fault(format!("no instance variable {} in receiver", n + 1)),
+        }
+    }
+
+    #[inline(always)]
+    fn op_push_argument(&mut self, n: usize) -> Step {
+        match self.regs.args.get(n) {
+            Some(v) => {
+                self.push(v);
+                Ok(())
+            }
+            None => fault(format!("no argument {n}")),
+        }
+    }
+
+    #[inline(always)]
+    fn op_push_temporary(&mut self, n: usize) -> Step {
+        match self.regs.temps.get(n) {
+            Some(v) => {
+                self.push(v);
+                Ok(())
+            }
+            None => fault(format!("no temporary {n}")),
+        }
+    }
+
+    #[inline(always)]
+    fn op_push_literal(&mut self, n: usize) -> Step {
+        match self.regs.literals.get(n) {
+            Some(v) => {
+                self.push(v);
+                Ok(())
+            }
+            None => fault(format!("no literal {n}")),
+        }
+    }
+
+    #[inline(always)]
+    fn op_push_constant(&mut self, n: u8) -> Step {
+        let v = match n {
+            0..=9 => Value::from_int(n as i32),
+            10 => self.k.nil,
+            11 => self.k.true_,
+            12 => self.k.false_,
+            _ => return fault(format!("bad constant {n}")),
+        };
+        self.push(v);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn op_assign_instance(&mut self, n: usize) -> Step {
+        let v = self.top()?;
+        let rcv = self.receiver();
+        if rcv.slot_checked(n).is_none() {
+            return fault(format!("no instance variable {} in receiver", n + 1));
+        }
+        self.note_store(rcv, n);
+        rcv.set_slot(n, v);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn op_assign_temporary(&mut self, n: usize) -> Step {
+        let v = self.top()?;
+        if !self.regs.temps.set(n, v) {
+            return fault(format!("no temporary {n}"));
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn op_mark_arguments(&mut self, n: usize) -> Step {
+        if self.regs.sp < n {
+            return fault("stack underflow");
+        }
+        let array = self.k.array;
+        let base = self.regs.sp - n;
+        let a = self.heap.alloc_slots_from(array, self.regs.stack.obj(), base, n);
+        self.regs.sp = base;
+        self.push(a);
+        Ok(())
+    }
+
+    /// The send site starting at bytecode offset `start` of the current method.
+    #[inline(always)]
+    fn site_at(&self, start: usize) -> Option<usize> {
+        match self.method_data[self.regs.data].site_at.get(start) {
+            Some(SiteRef::Send(s)) => Some(*s as usize),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn op_send(&mut self, n: usize, start: usize) -> Step {
+        self.safepoint()?;
+        let args = self.pop()?;
+        let Some(sel) = self.regs.literals.get(n) else {
+            return fault(format!("no literal {n}"));
+        };
+        let site = self.site_at(start);
+        self.send(sel, args, None, site)
+    }
+
+    #[inline(always)]
+    fn op_send_unary(&mut self, n: u8) -> Step {
+        let v = self.pop()?;
+        let is_nil = v == self.k.nil;
+        let r = match n {
+            0 => is_nil,
+            1 => !is_nil,
+            _ => return fault(format!("bad unary opcode {n}")),
+        };
+        let b = self.bool(r);
+        self.push(b);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn op_send_binary(&mut self, n: u8, start: usize) -> Step {
+        let b = self.pop()?;
+        let a = self.pop()?;
+        if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
+            let r = match n {
+                0 => Some(self.bool(x < y)),
+                1 => Some(self.bool(x <= y)),
+                2 => x.checked_add(y).map(Value::from_int),
+                _ => return fault(format!("bad binary opcode {n}")),
+            };
+            if let Some(r) = r {
+                self.push(r);
+                return Ok(());
+            }
+        }
+        if n > 2 {
+            return fault(format!("bad binary opcode {n}"));
+        }
+        self.safepoint()?;
+        let sel = self.selectors.binary[n as usize];
+        let args = self.new_array(&[a, b]);
+        let site = self.site_at(start);
+        self.send(sel, args, None, site)
+    }
+
+    #[inline(always)]
+    fn op_push_class_variable(&mut self, n: usize) -> Step {
+        let cls = self.class_of(self.receiver());
+        match cls.slot_checked(class::FIRST_CLASS_VARIABLE + n) {
+            Some(v) => {
+                self.push(v);
+                Ok(())
+            }
+            None => fault(format!("no class variable {n}")),
+        }
+    }
+
+    /// 15.1 and 15.2: return to the sender.
+    #[inline(always)]
+    fn op_return(&mut self, self_return: bool) -> Step {
+        let v = if self_return { self.receiver() } else { self.pop()? };
+        let done = self.regs.ctx;
+        let target = done.slot(ctx::PREVIOUS);
+        self.return_to(target, v)?;
+        self.recycle(done);
+        Ok(())
+    }
+
+    /// 15.3: return from the home method's sender (non-local return).
+    fn op_block_return(&mut self) -> Step {
+        let v = self.pop()?;
+        let c = self.regs.ctx;
+        let home = if c.len() >= ctx::BLOCK_SIZE { c.slot(ctx::CREATING_CONTEXT) } else { c };
+        let Some(target) = home.slot_checked(ctx::PREVIOUS) else {
+            return fault("block return without a home context");
+        };
+        self.return_to(target, v)
+    }
+
+    #[inline(always)]
+    fn op_jump(&mut self) -> Step {
+        let t = self.fetch()? as usize;
+        if t < self.regs.ip {
+            self.safepoint()?;
+        }
+        self.regs.ip = t;
+        Ok(())
+    }
+
+    /// 15.7 (branch if true) and 15.8 (branch if false).
+    #[inline(always)]
+    fn op_branch(&mut self, on_true: bool, start: usize) -> Step {
+        let t = self.fetch()? as usize;
+        let v = self.pop()?;
+        let want = if on_true { self.k.true_ } else { self.k.false_ };
+        let taken = v == want;
+        let data = self.regs.data;
+        if let Some(&SiteRef::Branch(i)) = self.method_data[data].site_at.get(start) {
+            let c = &mut self.method_data[data].branches[i as usize];
+            c.executed += 1;
+            c.taken += taken as u64;
+        }
+        if taken {
+            self.regs.ip = t;
+        }
+        Ok(())
+    }
+
+    fn op_super_send(&mut self, start: usize) -> Step {
+        let k = self.fetch()?;
+        self.safepoint()?;
+        let args = self.pop()?;
+        let Some(sel) = self.regs.literals.get(k as usize) else {
+            return fault(format!("no literal {k}"));
+        };
+        let parent = self
+            .regs
+            .method
+            .slot_checked(meth::CLASS)
+            .and_then(|c| c.slot_checked(class::PARENT))
+            .unwrap_or(self.k.nil);
+        let site = self.site_at(start);
+        self.send(sel, args, Some(parent), site)
+    }
+
+    /// Executes one instruction given its opcode and operand (either encoding).
+    fn step(&mut self, op: u8, n: u8, start: usize) -> Step {
+        match op {
+            1 => self.op_push_instance(n as usize),
+            2 => self.op_push_argument(n as usize),
+            3 => self.op_push_temporary(n as usize),
+            4 => self.op_push_literal(n as usize),
+            5 => self.op_push_constant(n),
+            6 => self.op_assign_instance(n as usize),
+            7 => self.op_assign_temporary(n as usize),
+            8 => self.op_mark_arguments(n as usize),
+            9 => self.op_send(n as usize, start),
+            10 => self.op_send_unary(n),
+            11 => self.op_send_binary(n, start),
+            12 => self.push_block(n),
+            13 => {
+                let p = self.fetch()?;
+                self.primitive(n as usize, p)
+            }
+            14 => self.op_push_class_variable(n as usize),
+            15 => match n {
+                1 | 2 => self.op_return(n == 1),
+                3 => self.op_block_return(),
+                4 => {
+                    let v = self.top()?;
+                    self.push(v);
+                    Ok(())
+                }
+                5 => self.pop().map(|_| ()),
+                6 => self.op_jump(),
+                7 | 8 => self.op_branch(n == 7, start),
+                11 => self.op_super_send(start),
+                _ => fault(format!("bad special opcode {n}")),
+            },
+            _ => fault(format!("bad opcode {op}")),
+        }
+    }
+
+    /// Executes bytecodes until something interrupts. The common one-byte instructions are
+    /// dispatched straight from the byte (one jump table); everything else goes through `step`.
     fn dispatch(&mut self) -> Step {
         loop {
             let start = self.regs.ip;
-            let b = self.fetch()?;
-            let (op, n) = if b >> 4 == 0 { (b & 15, self.fetch()?) } else { (b >> 4, b & 15) };
-            match op {
-                1 => {
-                    let rcv = self.receiver();
-                    match rcv.slot_checked(n as usize) {
-                        Some(v) => self.push(v),
-                        None => return fault(format!("no instance variable {} in receiver", n + 1)),
-                    }
+            let Some(&b) = self.regs.code.get(start) else {
+                return fault("execution ran past the end of the method");
+            };
+            self.regs.ip = start + 1;
+            let n = b & 15;
+            match b {
+                0x10..=0x1F => self.op_push_instance(n as usize)?,
+                0x20..=0x2F => self.op_push_argument(n as usize)?,
+                0x30..=0x3F => self.op_push_temporary(n as usize)?,
+                0x40..=0x4F => self.op_push_literal(n as usize)?,
+                0x50..=0x5C => self.op_push_constant(n)?,
+                0x60..=0x6F => self.op_assign_instance(n as usize)?,
+                0x70..=0x7F => self.op_assign_temporary(n as usize)?,
+                0x80..=0x8F => self.op_mark_arguments(n as usize)?,
+                0x90..=0x9F => self.op_send(n as usize, start)?,
+                0xA0 | 0xA1 => self.op_send_unary(n)?,
+                0xB0..=0xB2 => self.op_send_binary(n, start)?,
+                0xE0..=0xEF => self.op_push_class_variable(n as usize)?,
+                0xF1 | 0xF2 => self.op_return(b == 0xF1)?,
+                0xF5 => {
+                    self.pop()?;
                 }
-                2 => match self.regs.args.get(n as usize) {
-                    Some(v) => self.push(v),
-                    None => return fault(format!("no argument {n}")),
-                },
-                3 => match self.regs.temps.get(n as usize) {
-                    Some(v) => self.push(v),
-                    None => return fault(format!("no temporary {n}")),
-                },
-                4 => match self.regs.literals.get(n as usize) {
-                    Some(v) => self.push(v),
-                    None => return fault(format!("no literal {n}")),
-                },
-                5 => {
-                    let v = match n {
-                        0..=9 => Value::from_int(n as i32),
-                        10 => self.k.nil,
-                        11 => self.k.true_,
-                        12 => self.k.false_,
-                        _ => return fault(format!("bad constant {n}")),
-                    };
-                    self.push(v);
+                0xF6 => self.op_jump()?,
+                0xF7 | 0xF8 => self.op_branch(b == 0xF7, start)?,
+                0x00..=0x0F => {
+                    let operand = self.fetch()?;
+                    self.step(b, operand, start)?
                 }
-                6 => {
-                    let v = self.top()?;
-                    let rcv = self.receiver();
-                    if rcv.slot_checked(n as usize).is_none() {
-                        return fault(format!("no instance variable {} in receiver", n + 1));
-                    }
-                    self.note_store(rcv, n as usize);
-                    rcv.set_slot(n as usize, v);
-                }
-                7 => {
-                    let v = self.top()?;
-                    if !self.regs.temps.set(n as usize, v) {
-                        return fault(format!("no temporary {n}"));
-                    }
-                }
-                8 => {
-                    let n = n as usize;
-                    if self.regs.sp < n {
-                        return fault("stack underflow");
-                    }
-                    let array = self.k.array;
-                    let base = self.regs.sp - n;
-                    let a = self.heap.alloc_slots_from(array, self.regs.stack.obj(), base, n);
-                    self.regs.sp = base;
-                    self.push(a);
-                }
-                9 => {
-                    self.safepoint()?;
-                    let args = self.pop()?;
-                    let Some(sel) = self.regs.literals.get(n as usize) else {
-                        return fault(format!("no literal {n}"));
-                    };
-                    let site = match self.method_data[self.regs.data].site_at.get(start) {
-                        Some(SiteRef::Send(s)) => Some(*s as usize),
-                        _ => None,
-                    };
-                    self.send(sel, args, None, site)?;
-                }
-                10 => {
-                    let v = self.pop()?;
-                    let is_nil = v == self.k.nil;
-                    let r = match n {
-                        0 => is_nil,
-                        1 => !is_nil,
-                        _ => return fault(format!("bad unary opcode {n}")),
-                    };
-                    let b = self.bool(r);
-                    self.push(b);
-                }
-                11 => {
-                    let b = self.pop()?;
-                    let a = self.pop()?;
-                    if let (Some(x), Some(y)) = (a.as_int(), b.as_int()) {
-                        let r = match n {
-                            0 => Some(self.bool(x < y)),
-                            1 => Some(self.bool(x <= y)),
-                            2 => x.checked_add(y).map(Value::from_int),
-                            _ => return fault(format!("bad binary opcode {n}")),
-                        };
-                        if let Some(r) = r {
-                            self.push(r);
-                            continue;
-                        }
-                    }
-                    if n > 2 {
-                        return fault(format!("bad binary opcode {n}"));
-                    }
-                    self.safepoint()?;
-                    let sel = self.selectors.binary[n as usize];
-                    let args = self.new_array(&[a, b]);
-                    let site = match self.method_data[self.regs.data].site_at.get(start) {
-                        Some(SiteRef::Send(s)) => Some(*s as usize),
-                        _ => None,
-                    };
-                    self.send(sel, args, None, site)?;
-                }
-                12 => self.push_block(n)?,
-                13 => {
-                    let p = self.fetch()?;
-                    self.primitive(n as usize, p)?;
-                }
-                14 => {
-                    let cls = self.class_of(self.receiver());
-                    match cls.slot_checked(class::FIRST_CLASS_VARIABLE + n as usize) {
-                        Some(v) => self.push(v),
-                        None => return fault(format!("no class variable {n}")),
-                    }
-                }
-                15 => match n {
-                    1 | 2 => {
-                        let v = if n == 1 { self.receiver() } else { self.pop()? };
-                        let done = self.regs.ctx;
-                        let target = done.slot(ctx::PREVIOUS);
-                        self.return_to(target, v)?;
-                        self.recycle(done);
-                    }
-                    3 => {
-                        let v = self.pop()?;
-                        let c = self.regs.ctx;
-                        let home = if c.len() >= ctx::BLOCK_SIZE { c.slot(ctx::CREATING_CONTEXT) } else { c };
-                        let Some(target) = home.slot_checked(ctx::PREVIOUS) else {
-                            return fault("block return without a home context");
-                        };
-                        self.return_to(target, v)?;
-                    }
-                    4 => {
-                        let v = self.top()?;
-                        self.push(v);
-                    }
-                    5 => {
-                        self.pop()?;
-                    }
-                    6 => {
-                        let t = self.fetch()? as usize;
-                        if t < self.regs.ip {
-                            self.safepoint()?;
-                        }
-                        self.regs.ip = t;
-                    }
-                    7 | 8 => {
-                        let t = self.fetch()? as usize;
-                        let v = self.pop()?;
-                        let want = if n == 7 { self.k.true_ } else { self.k.false_ };
-                        let taken = v == want;
-                        if let Some(&SiteRef::Branch(i)) = self.method_data[self.regs.data].site_at.get(start) {
-                            let c = &mut self.method_data[self.regs.data].branches[i as usize];
-                            c.executed += 1;
-                            c.taken += taken as u64;
-                        }
-                        if taken {
-                            self.regs.ip = t;
-                        }
-                    }
-                    11 => {
-                        let k = self.fetch()?;
-                        self.safepoint()?;
-                        let args = self.pop()?;
-                        let Some(sel) = self.regs.literals.get(k as usize) else {
-                            return fault(format!("no literal {k}"));
-                        };
-                        let parent = self
-                            .regs
-                            .method
-                            .slot_checked(meth::CLASS)
-                            .and_then(|c| c.slot_checked(class::PARENT))
-                            .unwrap_or(self.k.nil);
-                        let site = match self.method_data[self.regs.data].site_at.get(start) {
-                            Some(SiteRef::Send(s)) => Some(*s as usize),
-                            _ => None,
-                        };
-                        self.send(sel, args, Some(parent), site)?;
-                    }
-                    _ => return fault(format!("bad special opcode {n}")),
-                },
-                _ => return fault(format!("bad opcode {op}")),
+                _ => self.step(b >> 4, n, start)?,
             }
         }
     }

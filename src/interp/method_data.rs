@@ -79,6 +79,11 @@ pub enum Quick {
     /// image's idiom for a primitive with fallback code, e.g. `SmallInt>>subtractFromSmallInt:`):
     /// a non-nil result is the answer; nil runs the whole method (which repeats the primitive).
     PrimitiveOrFallback { prim: u8, args: ArgList },
+    /// `^ a b … selector` (arguments only, then one send): when the method the send finds is
+    /// itself a quick value (return or primitive) and succeeds, both run without contexts, so
+    /// nothing can observe the missing frames; otherwise the forwarding method is activated.
+    /// `site` is the send site's index in this method's data.
+    Forward { args: ArgList, selector: usize, site: usize },
     /// `<8 a … self>`: `Block>>value…`, entered straight from the sender.
     BlockValue { args: ArgList },
 }
@@ -192,6 +197,18 @@ pub fn quick_form(code: &[u8]) -> Quick {
         args.index[args.len as usize] = k;
         args.len += 1;
         ip = nx;
+    }
+    // push-argument* MarkArguments send ^
+    if let Some((8, count, nx)) = decode(code, ip) {
+        if count == args.len && args.len > 0 {
+            if let Some((9, selector, after_send)) = decode(code, nx) {
+                if returns_next(after_send) {
+                    // The send is the method's first send site.
+                    return Quick::Forward { args, selector: selector as usize, site: 0 };
+                }
+            }
+        }
+        return Quick::No;
     }
     let Some((13, argc, nx)) = decode(code, ip) else {
         return Quick::No;
@@ -439,6 +456,13 @@ mod tests {
         let mut other = sub;
         other[23] = 49;
         assert_eq!(quick_form(&other), Quick::No);
+        // SmallInt>>- : ^ arg subtractFromSmallInt: self
+        assert_eq!(
+            quick_form(&[0x21, 0x20, 0x82, 0x90, 0xF2, 0xF5, 0xF1]),
+            Quick::Forward { args: list(&[1, 0]), selector: 0, site: 0 }
+        );
+        // a forward whose MarkArguments count differs from the pushes is not quick
+        assert_eq!(quick_form(&[0x21, 0x20, 0x81, 0x90, 0xF2]), Quick::No);
         // control primitives and longer bodies are not quick
         assert_eq!(quick_form(&[0x20, 0xD1, 35, 0xF2]), Quick::No);
         assert_eq!(quick_form(&[0x20, 0x21, 0xD2, 1, 0xF5, 0xF1]), Quick::No);
