@@ -367,3 +367,18 @@ fn save_image_writes_a_bootable_image_keeping_methods_and_floats() {
     assert_status(&out, 1);
     assert_contains(&out, "stderr", "nil does not understand foo");
 }
+
+/// `3 - nil`: `SmallInt>>-` forwards to `nil subtractFromSmallInt: 3`, which nil does not
+/// understand. The VM runs forwarding methods without a context only when the whole chain
+/// succeeds, so the error's backtrace still shows the `-` frame, as the reference VM's does.
+#[test]
+fn errors_under_forwarding_methods_keep_their_frames() {
+    let out = run(&["run", "-e", "3 - nil"], None);
+    assert_status(&out, 1);
+    assert_contains(&out, "stderr", "Error: nil does not understand subtractFromSmallInt:");
+    let err = stderr(&out);
+    let frames: Vec<&str> = err.lines().map(str::trim_end).collect();
+    let dnu = frames.iter().position(|l| l.starts_with("doesNotUnderstand:")).expect("DNU frame");
+    assert_eq!(frames.get(dnu + 1).copied(), Some("-[SmallInt,Undefined,]"), "{err}");
+    assert_eq!(frames.get(dnu + 2).copied(), Some("doItCommand[Undefined,]"), "{err}");
+}

@@ -367,14 +367,17 @@ impl Vm {
                 let vals = &vals[..list.len as usize];
                 let Some(sel) = method.slot(meth::LITERALS).slot_checked(selector) else { return Ok(false) };
                 let cls = self.class_of(vals[0]);
-                let Some(target) = self.lookup_at_site(data, site, cls, sel) else { return Ok(false) };
+                let Some(target) = self.lookup(cls, sel) else { return Ok(false) };
                 let Some(code) = target.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
                     return Ok(false);
                 };
                 let target_data = self.method_data_index(target, code);
-                self.counters.sends += 1;
                 match self.quick_value(target, target_data, vals) {
-                    Some(v) => v,
+                    Some(v) => {
+                        self.counters.sends += 1;
+                        self.note_site_send(data, site, cls, target);
+                        v
+                    }
                     None => return Ok(false),
                 }
             }

@@ -105,12 +105,30 @@ impl Vm {
         }
         self.counters.ic_misses += 1;
         let m = self.lookup(cls, selector)?;
+        self.add_site_entry(data, site, cls, m);
+        Some(m)
+    }
+
+    /// Records at a send site that a send of class `cls` found `method` (for sends the VM ran
+    /// another way, such as a quick forwarding method).
+    pub(crate) fn note_site_send(&mut self, data: usize, site: usize, cls: Value, method: Value) {
         let s = &mut self.method_data[data].sends[site];
-        if !s.megamorphic && !s.entries.push(super::SiteEntry { class: cls, method: m, count: 1 }) {
+        s.sends += 1;
+        for e in s.entries.as_mut_slice() {
+            if e.class == cls {
+                e.count = e.count.saturating_add(1);
+                return;
+            }
+        }
+        self.add_site_entry(data, site, cls, method);
+    }
+
+    fn add_site_entry(&mut self, data: usize, site: usize, cls: Value, method: Value) {
+        let s = &mut self.method_data[data].sends[site];
+        if !s.megamorphic && !s.entries.push(super::SiteEntry { class: cls, method, count: 1 }) {
             s.megamorphic = true;
             s.entries.clear();
         }
-        Some(m)
     }
 
     /// Flushes the global cache and every inline cache.
