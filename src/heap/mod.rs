@@ -14,7 +14,9 @@
 mod object;
 mod value;
 
-pub use object::{body_words, Kind, Slots, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET};
+pub use object::{
+    body_words, Kind, Slots, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET, MIN_CELL_WORDS,
+};
 pub use value::Value;
 
 use object::init_header;
@@ -146,7 +148,7 @@ impl Heap {
 
     #[inline(always)]
     fn alloc_object(&mut self, class: Value, kind: Kind, len: usize) -> Value {
-        let words = HEADER_WORDS + body_words(kind, len);
+        let words = (HEADER_WORDS + body_words(kind, len)).max(MIN_CELL_WORDS);
         assert!(words <= MAX_OBJECT_WORDS, "object too large");
         let (p, cell) = self.alloc_words(words);
         // SAFETY: `p` has `words` words, enough for the header and body.
@@ -157,7 +159,7 @@ impl Heap {
     /// A pointer object with `n` slots, all `fill`.
     #[inline]
     pub fn alloc_pointers(&mut self, class: Value, n: usize, fill: Value) -> Value {
-        let words = HEADER_WORDS + n;
+        let words = (HEADER_WORDS + n).max(MIN_CELL_WORDS);
         if words <= MAX_SMALL_WORDS && self.free[words] != 0 {
             // The common case, kept small enough to inline: pop a free cell and fill it.
             let p = self.free[words] as *mut u64;
@@ -232,7 +234,7 @@ impl Heap {
     /// A host object (File, Semaphore, GUI stand-in) whose aux word is `handle`.
     pub fn alloc_host(&mut self, class: Value, handle: u64) -> Value {
         let v = self.alloc_object(class, Kind::Host, 0);
-        v.set_aux(handle);
+        v.set_handle(handle);
         v
     }
 
@@ -351,10 +353,10 @@ impl Heap {
         self.large = large;
         self.total_allocated_words += self.allocated_since_gc as u64;
         self.allocated_since_gc = 0;
-        // Allocate half as much as is live (at least 8 MiB) before the next collection: peak
-        // memory stays near 1.5 × the live data, and collection work stays proportional to the
-        // allocation it pays for.
-        self.gc_budget = MIN_GC_BUDGET_WORDS.max(stats.live_words / 2);
+        // Allocate a third as much as is live (at least 8 MiB) before the next collection: peak
+        // memory stays near 1.33 × the live data (deep recursions keep a lot live), and each
+        // collection's work stays proportional to the allocation it pays for.
+        self.gc_budget = MIN_GC_BUDGET_WORDS.max(stats.live_words / 3);
         self.collections += 1;
         stats
     }

@@ -1,14 +1,13 @@
 //! The fixed layout of a heap object and the accessors that read and write it.
 //!
-//! Every object starts with a three-word header at fixed offsets, so compiled code can load a
+//! Every object starts with a two-word header at fixed offsets, so compiled code can load a
 //! class, a length or a slot with one instruction:
 //!
 //! ```text
 //! word 0  class            (a Value)
 //! word 1  len: u32 | kind: u8 | mark: u8 | flags: u8 | cell: u8
-//! word 2  aux              (Method: index of its send-site data; Host: handle; else 0)
-//! word 3… body             Pointers: len slots; Bytes: len bytes, padded to words;
-//!                          Float: one f64; Host: nothing
+//! word 2… body             Pointers: len slots; Bytes: len bytes, padded to words;
+//!                          Float: one f64; Host: one handle word
 //! ```
 //!
 //! This module owns the pointer arithmetic and nothing else; it never allocates or frees. Every
@@ -25,9 +24,11 @@ pub const LEN_OFFSET: i32 = 8;
 /// Byte offset of the kind byte.
 pub const KIND_OFFSET: i32 = 12;
 /// Byte offset of the first slot / byte / float payload.
-pub const BODY_OFFSET: i32 = 24;
+pub const BODY_OFFSET: i32 = 16;
 /// Header size in words.
-pub const HEADER_WORDS: usize = 3;
+pub const HEADER_WORDS: usize = 2;
+/// Smallest cell: a free cell keeps its free-list link in word 2.
+pub const MIN_CELL_WORDS: usize = 3;
 
 /// What the body of an object holds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub enum Kind {
     Bytes = 1,
     /// One IEEE double (Float). Reported as 0 slots, like the reference VM's host objects.
     Float = 2,
-    /// A handle into a VM table (File, Semaphore, GUI stand-ins). No body.
+    /// A handle into a VM table (File, Semaphore, GUI stand-ins): one body word.
     Host = 3,
     /// A free cell inside a heap page (never seen by the VM).
     Free = 255,
@@ -62,8 +63,8 @@ pub fn body_words(kind: Kind, len: usize) -> usize {
     match kind {
         Kind::Pointers => len,
         Kind::Bytes => len.div_ceil(8),
-        Kind::Float => 1,
-        Kind::Host | Kind::Free => 0,
+        Kind::Float | Kind::Host => 1,
+        Kind::Free => 0,
     }
 }
 
@@ -78,11 +79,10 @@ fn meta_word(len: u32, kind: Kind, cell: u8) -> u64 {
 /// `p` must point at `HEADER_WORDS + body_words(kind, len)` writable words owned by the heap.
 #[inline(always)]
 pub(crate) unsafe fn init_header(p: *mut u64, class: Value, len: u32, kind: Kind, cell: u8) {
-    // SAFETY: the caller guarantees the three header words are writable.
+    // SAFETY: the caller guarantees the two header words are writable.
     unsafe {
         p.write(class.raw());
         p.add(1).write(meta_word(len, kind, cell));
-        p.add(2).write(0);
     }
 }
 
@@ -177,17 +177,20 @@ impl Value {
         unsafe { self.words().add(1).write(m) }
     }
 
-    /// The auxiliary header word (method data index, host handle).
+    /// The handle word of a host object (File, Semaphore, GUI stand-in); 0 for other kinds.
     #[inline(always)]
-    pub fn aux(self) -> u64 {
-        // SAFETY: pointer Values point at live objects; word 2 is the aux word.
-        unsafe { self.words().add(2).read() }
+    pub fn handle(self) -> u64 {
+        if self.kind_byte() != Kind::Host as u8 {
+            return 0;
+        }
+        // SAFETY: a host object has one body word.
+        unsafe { self.words().add(HEADER_WORDS).read() }
     }
 
-    #[inline(always)]
-    pub fn set_aux(self, aux: u64) {
-        // SAFETY: pointer Values point at live objects; word 2 is the aux word.
-        unsafe { self.words().add(2).write(aux) }
+    pub(crate) fn set_handle(self, handle: u64) {
+        assert!(self.kind_byte() == Kind::Host as u8, "not a host object");
+        // SAFETY: a host object has one body word.
+        unsafe { self.words().add(HEADER_WORDS).write(handle) }
     }
 
     /// Slot `i` (0-based) of a pointer object. Panics on a non-pointer object or a bad index:

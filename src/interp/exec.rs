@@ -147,6 +147,7 @@ impl Vm {
             // Never visible to Smalltalk, so still exactly as the VM built it.
             let method = c.slot(ctx::METHOD);
             let code = method.slot(meth::BYTECODES);
+            let data = self.method_data_index(method, code);
             self.regs = Regs {
                 ctx: c,
                 method,
@@ -157,7 +158,7 @@ impl Vm {
                 temps: slots(c.slot(ctx::TEMPORARIES)),
                 stack: slots(c.slot(ctx::STACK)),
                 sp: c.slot(ctx::STACK_TOP).int_unchecked() as usize,
-                data: method.aux() as usize - 1,
+                data,
             };
             return Ok(());
         }

@@ -16,6 +16,9 @@ pub const WATCH_CLASS: u8 = 1;
 /// Header flag: this object is a methods array that lookups have read; any store flushes.
 pub const WATCH_ALL: u8 = 2;
 
+/// Entries of the direct-mapped cache in front of `Vm::method_index`.
+pub const METHOD_INDEX_CACHE: usize = 512;
+
 /// A multiplicative hash for pairs of object addresses (std's SipHash is needlessly slow here).
 #[derive(Default)]
 pub struct PairHasher(u64);
@@ -153,11 +156,24 @@ impl Vm {
     }
 
     /// The method data index of `method`, creating it on first use.
+    #[inline]
     pub(crate) fn method_data_index(&mut self, method: Value, code: Value) -> usize {
-        let aux = method.aux();
-        if aux != 0 {
-            return aux as usize - 1;
+        let key = method.raw();
+        let slot = (key >> 4) as usize & (METHOD_INDEX_CACHE - 1);
+        let (k, i) = self.method_index_cache[slot];
+        if k == key {
+            return i as usize;
         }
+        let i = match self.method_index.get(&key) {
+            Some(&i) => i,
+            None => self.new_method_data(method, code),
+        };
+        self.method_index_cache[slot] = (key, i as u32);
+        i
+    }
+
+    #[cold]
+    fn new_method_data(&mut self, method: Value, code: Value) -> usize {
         let d = super::MethodData::for_method(method, code.bytes());
         let i = match self.free_method_data.pop() {
             Some(i) => {
@@ -169,18 +185,24 @@ impl Vm {
                 self.method_data.len() - 1
             }
         };
-        method.set_aux(i as u64 + 1);
+        self.method_index.insert(method.raw(), i);
         i
     }
 
     /// The data of a method, if it has run.
     pub fn method_data_of(&self, method: Value) -> Option<&super::MethodData> {
-        if method.is_int() || method.kind() != Kind::Pointers {
-            return None;
+        let i = *self.method_index.get(&method.raw())?;
+        self.method_data.get(i).filter(|d| d.method == method)
+    }
+
+    /// Forgets the data of methods the collector found dead (their addresses will be reused).
+    pub(crate) fn drop_method_data(&mut self, dead: &[usize]) {
+        for &i in dead {
+            let m = self.method_data[i].method;
+            self.method_index.remove(&m.raw());
+            self.method_data[i] = super::MethodData::vacant();
+            self.free_method_data.push(i);
         }
-        match method.aux() {
-            0 => None,
-            a => self.method_data.get(a as usize - 1).filter(|d| d.method == method),
-        }
+        self.method_index_cache = [(0, 0); METHOD_INDEX_CACHE];
     }
 }

@@ -143,6 +143,10 @@ pub struct Vm {
     pub(crate) cache: LookupCache,
     pub(crate) method_data: Vec<MethodData>,
     pub(crate) free_method_data: Vec<usize>,
+    /// Method address → index in `method_data` (weak: entries die with their method).
+    pub(crate) method_index: std::collections::HashMap<u64, usize, std::hash::BuildHasherDefault<lookup::PairHasher>>,
+    /// A direct-mapped cache in front of `method_index` (sends and returns consult it).
+    pub(crate) method_index_cache: [(u64, u32); lookup::METHOD_INDEX_CACHE],
     pub(crate) sched: Scheduler,
     pub(crate) host: crate::primitives::HostTables,
     /// Values the host holds between calls into Smalltalk.
@@ -231,6 +235,8 @@ impl Vm {
             cache: LookupCache::default(),
             method_data: Vec::new(),
             free_method_data: Vec::new(),
+            method_index: Default::default(),
+            method_index_cache: [(0, 0); lookup::METHOD_INDEX_CACHE],
             sched: Scheduler::default(),
             host: crate::primitives::HostTables::default(),
             pinned: Vec::new(),
@@ -362,14 +368,14 @@ impl Vm {
         }
         gc.trace();
         // Method data is weak in its method: drop the data of methods that died.
-        for i in 0..self.method_data.len() {
-            let m = self.method_data[i].method;
-            if m != Value::from_int(0) && !gc.is_live(m) {
-                self.method_data[i] = MethodData::vacant();
-                self.free_method_data.push(i);
-            }
-        }
+        let dead: Vec<usize> = (0..self.method_data.len())
+            .filter(|&i| {
+                let m = self.method_data[i].method;
+                m != Value::from_int(0) && !gc.is_live(m)
+            })
+            .collect();
         let stats = gc.finish();
+        self.drop_method_data(&dead);
         tracing::debug!(
             target: "tracevm::heap",
             live_objects = stats.live_objects,
@@ -392,11 +398,11 @@ impl Vm {
 impl Vm {
     /// Moves the method data of `old` (if it is a method that has run) to `new`.
     pub(crate) fn rebind_method_data(&mut self, old: Value, new: Value) {
-        if let Some(d) = (old.aux() as usize).checked_sub(1).and_then(|i| self.method_data.get_mut(i)) {
-            if d.method == old {
-                d.method = new;
-            }
+        if let Some(i) = self.method_index.remove(&old.raw()) {
+            self.method_data[i].method = new;
+            self.method_index.insert(new.raw(), i);
         }
+        self.method_index_cache = [(0, 0); lookup::METHOD_INDEX_CACHE];
     }
 
     /// Replaces `old` by `new` in every root the VM holds (primitive 32's identity-keeping growth).

@@ -1,7 +1,7 @@
 //! Host resources behind host objects (files, semaphores, GUI stand-ins), image saving, and the
 //! in-place growth of primitive 32.
 //!
-//! A host object's aux word is `tag | index`. Files are byte-transparent and every write is
+//! A host object's handle word is `tag | index`. Files are byte-transparent and every write is
 //! flushed (the image has no close primitive). It never hands a Rust resource to Smalltalk
 //! directly, only handles.
 
@@ -53,8 +53,8 @@ impl HostTables {
     }
 
     fn file(&mut self, f: Value) -> Result<&mut OpenFile, String> {
-        if f.is_ptr() && f.kind() == Kind::Host && f.aux() & TAG_MASK == FILE_TAG {
-            if let Some(Some(file)) = self.files.get_mut((f.aux() & !TAG_MASK) as usize) {
+        if f.is_ptr() && f.kind() == Kind::Host && f.handle() & TAG_MASK == FILE_TAG {
+            if let Some(Some(file)) = self.files.get_mut((f.handle() & !TAG_MASK) as usize) {
                 return Ok(file);
             }
         }
@@ -103,8 +103,8 @@ impl HostTables {
 
     /// The Semaphore index of a host object.
     pub fn semaphore_handle(&self, s: Value) -> Result<usize, Fault> {
-        if s.is_ptr() && s.kind() == Kind::Host && s.aux() & TAG_MASK == SEMAPHORE_TAG {
-            Ok((s.aux() & !TAG_MASK) as usize)
+        if s.is_ptr() && s.kind() == Kind::Host && s.handle() & TAG_MASK == SEMAPHORE_TAG {
+            Ok((s.handle() & !TAG_MASK) as usize)
         } else {
             fail("not a Semaphore")
         }
@@ -145,7 +145,6 @@ pub fn grow_in_place(vm: &mut Vm, obj: Value, x: Value) -> Value {
         new.set_slot(i, obj.slot(i));
     }
     new.set_flags(obj.flags());
-    new.set_aux(obj.aux());
     vm.rebind_method_data(obj, new);
     vm.heap.replace_references(obj, new);
     vm.replace_root_references(obj, new);
