@@ -389,3 +389,46 @@ fn eval_runs_only_the_first_statement() {
     );
     assert_stdout(&out, "1\n3\n4\n");
 }
+
+/// Storing into a Method (its bytecodes slot) or into its bytecodes changes what it does, even
+/// after it has run and the VM has derived data from it (quick forms, stack depth, send sites).
+#[test]
+fn methods_changed_by_stores_run_their_new_code() {
+    let out = run_st(
+        "EVAL Class addNewClass: (Object subclass: 'Patched' variables: '' classVariables: '')
+METHOD Patched
+answer
+  ^ 1
+!
+METHOD Patched
+other
+  ^ 2
+!
+META Patched
+named: aString | ms |
+  ms <- Object in: self at: 3.
+  ms do: [:m | m name = aString ifTrue: [ ^ m ] ].
+  ^ nil
+!
+META Patched
+swapIn
+  Object in: (self named: 'answer') at: 2 put: (Object in: (self named: 'other') at: 2)
+!
+META Patched
+poke | code |
+  code <- Object in: (self named: 'answer') at: 2.
+  code at: 1 put: 83
+!
+EVAL Transcript show: Patched new answer printString
+EVAL Patched swapIn
+EVAL Transcript show: Patched new answer printString
+EVAL Patched poke
+EVAL Transcript show: Patched new answer printString
+",
+        &[],
+    );
+    assert_status(&out, 0);
+    // 1 before; 2 after taking `other`'s bytecodes; 3 after rewriting the first bytecode to
+    // `push constant 3` (0x53) in place.
+    assert_stdout(&out, "1\n2\n3\n");
+}

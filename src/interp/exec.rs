@@ -439,11 +439,8 @@ impl Vm {
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.
     #[inline]
     fn activate(&mut self, method: Value, args: Value, owns_args: bool, code: Value, data: usize) -> Step {
-        let (Some(_declared_stack), Some(temp_size)) = (
-            method.slot_checked(meth::STACK_SIZE).and_then(|v| v.as_int()),
-            method.slot_checked(meth::TEMP_SIZE).and_then(|v| v.as_int()),
-        ) else {
-            return fault("sent method has no stackSize/temporarySize");
+        let Some(temp_size) = self.method_data[data].temp_size else {
+            return fault("sent method has no temporarySize");
         };
         self.save_regs();
         let nil = self.k.nil;
@@ -827,8 +824,8 @@ impl Vm {
         if rcv.slot_checked(n).is_none() {
             return fault(format!("no instance variable {} in receiver", n + 1));
         }
-        self.note_store(rcv, n);
         rcv.set_slot(n, v);
+        self.note_store(rcv, n);
         Ok(())
     }
 

@@ -15,6 +15,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub const WATCH_CLASS: u8 = 1;
 /// Header flag: this object is a methods array that lookups have read; any store flushes.
 pub const WATCH_ALL: u8 = 2;
+/// Header flag: this object is a Method, or the bytecodes of one, whose `MethodData` (quick form,
+/// stack depth, send sites) was derived from it; a store recomputes that data.
+pub const WATCH_METHOD: u8 = 16;
 
 /// Entries of the direct-mapped cache in front of `Vm::method_index`.
 pub const METHOD_INDEX_CACHE: usize = 512;
@@ -153,6 +156,9 @@ impl Vm {
         {
             self.flush_caches();
         }
+        if f & WATCH_METHOD != 0 {
+            self.refresh_method_data(obj);
+        }
     }
 
     /// The method data index of `method`, creating it on first use.
@@ -172,9 +178,37 @@ impl Vm {
         i
     }
 
+    /// Recomputes the data of every method that is `obj` or whose bytecodes are `obj`, in place
+    /// (indices held by running contexts stay valid). Called after a store into either.
+    #[cold]
+    pub(crate) fn refresh_method_data(&mut self, obj: Value) {
+        for i in 0..self.method_data.len() {
+            let m = self.method_data[i].method;
+            if m == Value::from_int(0) {
+                continue;
+            }
+            let code = m.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes());
+            if m == obj || code == Some(obj) || self.method_data[i].code == obj {
+                let bytes = code.map(|c| c.bytes()).unwrap_or(&[]);
+                let mut d = super::MethodData::for_method(m, bytes);
+                d.code = code.unwrap_or(Value::from_int(0));
+                if let Some(c) = code {
+                    c.set_flags(c.flags() | WATCH_METHOD);
+                }
+                d.temp_size = m.slot_checked(meth::TEMP_SIZE).and_then(|t| t.as_int());
+                self.method_data[i] = d;
+            }
+        }
+        self.flush_caches();
+    }
+
     #[cold]
     fn new_method_data(&mut self, method: Value, code: Value) -> usize {
-        let d = super::MethodData::for_method(method, code.bytes());
+        let mut d = super::MethodData::for_method(method, code.bytes());
+        d.code = code;
+        d.temp_size = method.slot_checked(meth::TEMP_SIZE).and_then(|t| t.as_int());
+        method.set_flags(method.flags() | WATCH_METHOD);
+        code.set_flags(code.flags() | WATCH_METHOD);
         let i = match self.free_method_data.pop() {
             Some(i) => {
                 self.method_data[i] = d;

@@ -271,6 +271,10 @@ pub struct MethodData {
     /// Deepest operand stack any path through the method or its blocks reaches (see
     /// `max_stack_depth`); new contexts get a stack this long, which still grows if it is wrong.
     pub max_stack: usize,
+    /// The method's bytecodes and temporarySize when this data was derived (see
+    /// `Vm::refresh_method_data`).
+    pub code: Value,
+    pub temp_size: Option<i32>,
 }
 
 /// A tiny fixed-capacity vector for cache entries (kept inline: a site is read on every send).
@@ -330,6 +334,8 @@ impl MethodData {
             branch_offsets: Vec::new(),
             quick: Quick::No,
             max_stack: 1,
+            code: Value::from_int(0),
+            temp_size: None,
         }
     }
 

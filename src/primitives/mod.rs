@@ -122,8 +122,8 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             let v = arg(args, 0, p)?;
             let obj = pointers(args, 1, p)?;
             let i = index(args, 2, obj.len(), p)?;
-            vm.note_store(obj, i);
             obj.set_slot(i, v);
+            vm.note_store(obj, i);
             Ok(obj)
         }
         7 => {
@@ -177,6 +177,9 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             let b = bytes(args, 1, p)?;
             let i = index(args, 2, b.len(), p)?;
             b.bytes_mut()[i] = v as u8;
+            if b.flags() & crate::interp::lookup::WATCH_METHOD != 0 {
+                vm.refresh_method_data(b);
+            }
             Ok(b)
         }
         23 => {
