@@ -8,7 +8,7 @@
 //! backward jumps) and never lets a Rust panic stand for a Smalltalk error: bad operands become a
 //! `error:` send to the receiver (a "host fault"), as the reference VM's exceptions do.
 
-use super::method_data::{Quick, SiteRef};
+use super::method_data::{ArgList, Quick, SiteRef};
 use super::process::Process;
 use super::{class, ctx, meth, Vm, VmError};
 use crate::heap::{Collection, Kind, Slots, Value};
@@ -321,8 +321,17 @@ impl Vm {
             return fault("sent method has no bytecodes");
         };
         let data = self.method_data_index(method, code);
-        if self.method_data[data].quick != Quick::No && self.run_quick(method, data, args, owns_args)? {
-            return Ok(());
+        if self.method_data[data].quick != Quick::No && args.len() <= 6 {
+            let mut vals = [Value::from_int(0); 6];
+            for (i, v) in vals.iter_mut().enumerate().take(args.len()) {
+                *v = args.slot(i);
+            }
+            if self.run_quick(method, data, &vals[..args.len()])? {
+                if owns_args {
+                    self.heap.free(args);
+                }
+                return Ok(());
+            }
         }
         self.activate(method, args, owns_args, code, data)
     }
@@ -330,18 +339,23 @@ impl Vm {
     /// Runs a quick method (see `Quick`) without a context. Answers false when `method` is not
     /// quick, or its primitive failed and a real activation must report it.
     #[inline]
-    fn run_quick(&mut self, method: Value, data: usize, args: Value, owns_args: bool) -> Result<bool, Interrupt> {
+    fn run_quick(&mut self, method: Value, data: usize, all: &[Value]) -> Result<bool, Interrupt> {
         let quick = self.method_data[data].quick;
-        let Some(all) = Slots::new(args) else { return Ok(false) };
+        let pick = |list: &ArgList, out: &mut [Value; 6]| -> bool {
+            for (i, &a) in list.as_slice().iter().enumerate() {
+                match all.get(a as usize) {
+                    Some(&v) => out[i] = v,
+                    None => return false,
+                }
+            }
+            true
+        };
+        let mut vals = [Value::from_int(0); 6];
         let result = match quick {
             Quick::BlockValue { args: list } => {
                 let n = list.len as usize;
-                let mut vals = [Value::from_int(0); 6];
-                for (i, &a) in list.as_slice().iter().enumerate() {
-                    match all.get(a as usize) {
-                        Some(v) => vals[i] = v,
-                        None => return Ok(false),
-                    }
+                if !pick(&list, &mut vals) {
+                    return Ok(false);
                 }
                 let block = vals[n - 1];
                 if !is_array(block) || block.len() < ctx::BLOCK_SIZE {
@@ -350,25 +364,20 @@ impl Vm {
                 self.save_regs();
                 let sender = self.regs.ctx;
                 self.enter_block(block, &vals[..n - 1], sender)?;
-                if owns_args {
-                    self.heap.free(args);
-                }
                 return Ok(true);
             }
             Quick::Forward { args: list, selector, site } => {
                 // `^ a b … sel` forwarding to a quick method: run both without contexts, or
                 // neither (a real activation then does the whole thing, observably the same).
-                let mut vals = [Value::from_int(0); 6];
-                for (i, &a) in list.as_slice().iter().enumerate() {
-                    match all.get(a as usize) {
-                        Some(v) => vals[i] = v,
-                        None => return Ok(false),
-                    }
+                if !pick(&list, &mut vals) {
+                    return Ok(false);
                 }
                 let vals = &vals[..list.len as usize];
                 let Some(sel) = method.slot(meth::LITERALS).slot_checked(selector) else { return Ok(false) };
                 let cls = self.class_of(vals[0]);
-                let Some(target) = self.lookup(cls, sel) else { return Ok(false) };
+                let Some(target) = self.probe_site(data, site, cls).or_else(|| self.lookup(cls, sel)) else {
+                    return Ok(false);
+                };
                 let Some(code) = target.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
                     return Ok(false);
                 };
@@ -382,25 +391,12 @@ impl Vm {
                     None => return Ok(false),
                 }
             }
-            _ => {
-                let Some(n) = (0..all.len().min(6)).last().map(|i| i + 1) else { return Ok(false) };
-                let mut vals = [Value::from_int(0); 6];
-                for (i, v) in vals.iter_mut().enumerate().take(n) {
-                    *v = all.get(i).unwrap_or(self.k.nil);
-                }
-                if all.len() > 6 {
-                    return Ok(false);
-                }
-                match self.quick_value(method, data, &vals[..n]) {
-                    Some(v) => v,
-                    None => return Ok(false),
-                }
-            }
+            _ => match self.quick_value(method, data, all) {
+                Some(v) => v,
+                None => return Ok(false),
+            },
         };
         self.push(result);
-        if owns_args {
-            self.heap.free(args);
-        }
         Ok(true)
     }
 
@@ -426,7 +422,11 @@ impl Vm {
                 for (i, &a) in list.as_slice().iter().enumerate() {
                     vals[i] = *args.get(a as usize)?;
                 }
-                match primitives::call(self, prim, &vals[..list.len as usize]) {
+                let vals = &vals[..list.len as usize];
+                if let Some(v) = self.small_int_primitive(prim, vals) {
+                    return Some(v);
+                }
+                match primitives::call(self, prim, vals) {
                     Ok(v) if v == self.k.nil && matches!(quick, Quick::PrimitiveOrFallback { .. }) => return None,
                     Ok(v) => v,
                     Err(_) => return None,
@@ -434,6 +434,23 @@ impl Vm {
             }
             Quick::No | Quick::BlockValue { .. } | Quick::Forward { .. } => return None,
         })
+    }
+
+    /// The SmallInt primitives that quick methods call most (arithmetic and comparisons), when
+    /// both arguments are SmallInts and the result needs no soft failure; None otherwise, and the
+    /// general primitive runs. Same results as `primitives::call`.
+    #[inline(always)]
+    fn small_int_primitive(&self, prim: u8, args: &[Value]) -> Option<Value> {
+        let [a, b] = args else { return None };
+        let (x, y) = (a.as_int()? as i64, b.as_int()? as i64);
+        match prim {
+            10 => Value::from_i64(x + y),
+            13 => Some(self.bool(x < y)),
+            14 => Some(self.bool(x == y)),
+            15 => Value::from_i64(x * y),
+            16 => Value::from_i64(x - y),
+            _ => None,
+        }
     }
 
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.

@@ -115,6 +115,12 @@ impl Vm {
         Some(m)
     }
 
+    /// The method a send site's inline cache holds for `cls`, without counting a send.
+    #[inline]
+    pub(crate) fn probe_site(&self, data: usize, site: usize, cls: Value) -> Option<Value> {
+        self.method_data[data].sends[site].entries.as_slice().iter().find(|e| e.class == cls).map(|e| e.method)
+    }
+
     /// Records at a send site that a send of class `cls` found `method` (for sends the VM ran
     /// another way, such as a quick forwarding method).
     pub(crate) fn note_site_send(&mut self, data: usize, site: usize, cls: Value, method: Value) {
