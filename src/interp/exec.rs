@@ -300,22 +300,7 @@ impl Vm {
             None => (self.lookup(cls, selector), false),
         };
         let Some(method) = found else {
-            let dnu_sel = self.selectors.dnu;
-            let Some(dnu) = self.lookup(cls, dnu_sel) else {
-                return Err(VmError::Fatal(format!(
-                    "{} does not understand {} and has no doesNotUnderstand:",
-                    self.class_name(cls),
-                    String::from_utf8_lossy(selector.bytes())
-                ))
-                .into());
-            };
-            let inner = self.new_array(&[selector, args]);
-            let dnu_args = self.new_array(&[receiver, inner]);
-            let Some(code) = dnu.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
-                return fault("doesNotUnderstand: has no bytecodes");
-            };
-            let data = self.method_data_index(dnu, code);
-            return self.activate(dnu, dnu_args, false, code, data);
+            return self.send_not_understood(cls, selector, args);
         };
         let Some(code) = method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
             return fault("sent method has no bytecodes");
@@ -334,6 +319,29 @@ impl Vm {
             }
         }
         self.activate(method, args, owns_args, code, data)
+    }
+
+    /// No method for `selector` in `cls`: send `doesNotUnderstand:` with `#(selector args)`.
+    #[cold]
+    #[inline(never)]
+    fn send_not_understood(&mut self, cls: Value, selector: Value, args: Value) -> Step {
+        let receiver = args.slot(0);
+        let dnu_sel = self.selectors.dnu;
+        let Some(dnu) = self.lookup(cls, dnu_sel) else {
+            return Err(VmError::Fatal(format!(
+                "{} does not understand {} and has no doesNotUnderstand:",
+                self.class_name(cls),
+                String::from_utf8_lossy(selector.bytes())
+            ))
+            .into());
+        };
+        let inner = self.new_array(&[selector, args]);
+        let dnu_args = self.new_array(&[receiver, inner]);
+        let Some(code) = dnu.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
+            return fault("doesNotUnderstand: has no bytecodes");
+        };
+        let data = self.method_data_index(dnu, code);
+        self.activate(dnu, dnu_args, false, code, data)
     }
 
     /// Runs a quick method (see `Quick`) without a context. Answers false when `method` is not
