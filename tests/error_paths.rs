@@ -382,3 +382,14 @@ fn errors_under_forwarding_methods_keep_their_frames() {
     assert_eq!(frames.get(dnu + 1).copied(), Some("-[SmallInt,Undefined,]"), "{err}");
     assert_eq!(frames.get(dnu + 2).copied(), Some("doItCommand[Undefined,]"), "{err}");
 }
+
+/// Unbounded recursion grows the heap (contexts live there); past `--max-heap` the run stops
+/// with a clear message and status 1 instead of exhausting the machine's memory.
+#[test]
+fn runaway_recursion_stops_at_the_heap_limit() {
+    let out =
+        run_st("METHOD SmallInt\nforever\n  ^ (self + 1) forever + 1\n!\nEVAL 1 forever\n", &["--max-heap", "64"]);
+    assert_status(&out, 1);
+    assert_contains(&out, "stderr", "out of memory");
+    assert_contains(&out, "stderr", "--max-heap");
+}

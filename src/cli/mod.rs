@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// the image the VM started from is never overwritten by accident.
     #[arg(long, value_name = "PATH")]
     pub save_image: Option<PathBuf>,
+    /// Stop with "out of memory" when live objects exceed MIB mebibytes (runaway recursion or
+    /// allocation otherwise grows until the machine runs out of memory).
+    #[arg(long, value_name = "MIB", default_value_t = crate::interp::DEFAULT_MAX_HEAP_MIB)]
+    pub max_heap: usize,
     /// Evaluate EXPR (after filing in any FILEs) and print the printString of its result.
     #[arg(short = 'e', long = "eval", value_name = "EXPR", allow_hyphen_values = true)]
     pub eval: Option<String>,
@@ -130,6 +134,7 @@ pub fn run(args: &RunArgs, stats: bool) -> i32 {
     };
     vm.out = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
     vm.save_target.path = args.save_image.clone();
+    vm.max_heap_bytes = args.max_heap.saturating_mul(1 << 20);
     vm.save_target.boot_image = Some(image_path.clone());
     let status = run_programs(&mut vm, &programs, args.eval.as_deref());
     let _ = vm.out.flush();

@@ -62,6 +62,7 @@ pub struct Heap {
     collections: usize,
     total_allocated_words: u64,
     mark_stack: Vec<Value>,
+    live_words_after_gc: usize,
 }
 
 impl Default for Heap {
@@ -82,6 +83,7 @@ impl Heap {
             collections: 0,
             total_allocated_words: 0,
             mark_stack: Vec::new(),
+            live_words_after_gc: 0,
         }
     }
 
@@ -100,6 +102,11 @@ impl Heap {
     /// Words allocated over the heap's lifetime.
     pub fn total_allocated_words(&self) -> u64 {
         self.total_allocated_words + self.allocated_since_gc as u64
+    }
+
+    /// Bytes of live objects found by the last collection.
+    pub fn live_bytes(&self) -> usize {
+        self.live_words_after_gc * 8
     }
 
     /// Bytes currently reserved from the system for objects.
@@ -353,6 +360,7 @@ impl Heap {
         self.large = large;
         self.total_allocated_words += self.allocated_since_gc as u64;
         self.allocated_since_gc = 0;
+        self.live_words_after_gc = stats.live_words;
         // Allocate a third as much as is live (at least 8 MiB) before the next collection: peak
         // memory stays near 1.33 × the live data (deep recursions keep a lot live), and each
         // collection's work stays proportional to the allocation it pays for.

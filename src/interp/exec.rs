@@ -271,9 +271,23 @@ impl Vm {
     /// A safepoint: collect if the heap asks for it.
     #[inline(always)]
     fn safepoint(&mut self) -> Step {
+        if let Some(left) = self.budget.as_mut() {
+            if *left == 0 {
+                return Err(VmError::Fatal("execution budget exhausted".into()).into());
+            }
+            *left -= 1;
+        }
         if self.heap.wants_collection() {
             self.save_regs();
             self.collect_garbage();
+            if self.heap.live_bytes() > self.max_heap_bytes {
+                return Err(VmError::Fatal(format!(
+                    "out of memory: {} MiB of live objects exceed the heap limit of {} MiB (--max-heap)",
+                    self.heap.live_bytes() >> 20,
+                    self.max_heap_bytes >> 20
+                ))
+                .into());
+            }
             let c = self.regs.ctx;
             self.load_context(c)?;
         }
@@ -629,8 +643,13 @@ impl Vm {
 
     fn primitive(&mut self, argc: usize, number: u8) -> Step {
         match number {
-            8 => return self.block_value(argc),
+            // Entering a block or a context is a call: a safepoint, like a send.
+            8 => {
+                self.safepoint()?;
+                return self.block_value(argc);
+            }
             6 => {
+                self.safepoint()?;
                 // perform:withArguments: — run the context; its return to nil comes back here.
                 let target = self.pop_args(argc)?;
                 let c = target[argc - 1];

@@ -99,6 +99,9 @@ pub struct Specials {
     pub object: Value,
 }
 
+/// Default limit on live heap data (MiB); `--max-heap` changes it.
+pub const DEFAULT_MAX_HEAP_MIB: usize = 4096;
+
 /// Counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
@@ -159,6 +162,11 @@ pub struct Vm {
     pub save_target: SaveTarget,
     pub started: Instant,
     pub counters: Counters,
+    /// Safepoints (sends, block entries, backward jumps) left before the run stops with
+    /// "execution budget exhausted"; None (the default) for no limit. For tests of hostile code.
+    pub budget: Option<u64>,
+    /// Live data beyond which a collection stops the run with "out of memory".
+    pub max_heap_bytes: usize,
     /// Set while a host fault is being reported, so a fault inside the report is fatal, not a loop.
     pub(crate) reporting_fault: bool,
 }
@@ -247,6 +255,8 @@ impl Vm {
             save_target: SaveTarget::default(),
             started: Instant::now(),
             counters: Counters::default(),
+            budget: None,
+            max_heap_bytes: DEFAULT_MAX_HEAP_MIB << 20,
             reporting_fault: false,
         };
         vm.selectors = exec::VmSelectors::new(&mut vm);
