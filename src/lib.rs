@@ -9,4 +9,5 @@ pub mod cli;
 pub mod heap;
 pub mod image;
 pub mod interp;
+pub mod jit;
 pub mod primitives;

@@ -1,0 +1,372 @@
+//! The trace IR: linear SSA over one-word Values, with guards that exit through snapshots.
+//!
+//! Owns the instruction set, the builder that keeps it well formed, the verifier, and the text
+//! form that `--dump-traces` and the optimizer's tests read. It never executes anything and never
+//! looks at the heap: object addresses appear only as constants.
+//!
+//! Every value is a tagged Value word (SmallInt `i << 1 | 1`, or an object address), so a value
+//! can be written back into an interpreter frame unchanged. A trace works on a *frame buffer* of
+//! `slots` words: `Input(k)` reads slot k as the trace is entered; a snapshot says which slots
+//! get which values when a guard fails, and the trace answers the snapshot's number. (Which
+//! interpreter location a snapshot stands for is the recorder's business, kept beside the trace.)
+//!
+//! Loops follow LuaJIT's shape: instructions before `Loop` run once; those after it repeat.
+//! A `Phi` right after `Loop` is a loop-carried value: `init` on the first iteration, then the
+//! value its `next` had at the end of the previous one.
+
+use crate::heap::Value;
+use std::fmt::{self, Write};
+use thiserror::Error;
+
+/// A value defined by an earlier instruction (its index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ref(pub u32);
+
+/// A snapshot's index; also the number a trace answers when it exits through it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SnapId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Frame slot `k` as the trace was entered.
+    Input(u16),
+    /// A constant Value.
+    Const(Value),
+    /// SmallInt arithmetic with 32-bit signed overflow (SMALLWORLD-VM.md §6): operands must
+    /// already be known SmallInts; on overflow the trace exits through the instruction's snapshot.
+    AddOv(Ref, Ref),
+    SubOv(Ref, Ref),
+    MulOv(Ref, Ref),
+    /// SmallInt comparisons answering the `true` or `false` object.
+    Lt(Ref, Ref),
+    Le(Ref, Ref),
+    /// Identity comparison (`==`) answering `true` or `false`.
+    Eq(Ref, Ref),
+    /// Exits unless the value is a SmallInt.
+    GuardInt(Ref),
+    /// Exits unless the value is a heap object whose class is the given one.
+    GuardClass(Ref, Value),
+    /// Exits unless the value is identical to the constant (e.g. a branch on `true`).
+    GuardIs(Ref, Value),
+    /// Exits if the value is identical to the constant.
+    GuardIsNot(Ref, Value),
+    /// Slot `i` (0-based) of a pointer object known to have more than `i` slots.
+    LoadSlot(Ref, u32),
+    /// Stores the value into slot `i` of a pointer object known to have more than `i` slots.
+    StoreSlot(Ref, u32, Ref),
+    /// The slot or byte count of an object, as a SmallInt.
+    LoadLen(Ref),
+    /// Start of the loop body.
+    Loop,
+    /// Loop-carried value (see the module doc). `next` is set when the loop is closed.
+    Phi {
+        init: Ref,
+        next: Option<Ref>,
+    },
+    /// Leaves the trace through its snapshot unconditionally.
+    Exit,
+}
+
+impl Op {
+    /// True for instructions that may exit through a snapshot.
+    pub fn may_exit(&self) -> bool {
+        matches!(
+            self,
+            Op::AddOv(..)
+                | Op::SubOv(..)
+                | Op::MulOv(..)
+                | Op::GuardInt(_)
+                | Op::GuardClass(..)
+                | Op::GuardIs(..)
+                | Op::GuardIsNot(..)
+                | Op::Exit
+        )
+    }
+
+    /// True for instructions that define a value others may use.
+    pub fn has_value(&self) -> bool {
+        !matches!(
+            self,
+            Op::GuardInt(_)
+                | Op::GuardClass(..)
+                | Op::GuardIs(..)
+                | Op::GuardIsNot(..)
+                | Op::StoreSlot(..)
+                | Op::Loop
+                | Op::Exit
+        )
+    }
+
+    /// The values the instruction reads.
+    pub fn operands(&self) -> Vec<Ref> {
+        match *self {
+            Op::Input(_) | Op::Const(_) | Op::Loop | Op::Exit => vec![],
+            Op::AddOv(a, b) | Op::SubOv(a, b) | Op::MulOv(a, b) | Op::Lt(a, b) | Op::Le(a, b) | Op::Eq(a, b) => {
+                vec![a, b]
+            }
+            Op::GuardInt(a)
+            | Op::GuardClass(a, _)
+            | Op::GuardIs(a, _)
+            | Op::GuardIsNot(a, _)
+            | Op::LoadSlot(a, _)
+            | Op::LoadLen(a) => vec![a],
+            Op::StoreSlot(o, _, v) => vec![o, v],
+            Op::Phi { init, next } => std::iter::once(init).chain(next).collect(),
+        }
+    }
+}
+
+/// One instruction: its operation and, for instructions that may exit, the snapshot to exit by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inst {
+    pub op: Op,
+    pub snap: Option<SnapId>,
+}
+
+/// The frame-buffer slots to write, and the values to write there, when leaving by this snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub entries: Vec<(u16, Ref)>,
+}
+
+/// A trace: instructions, snapshots, and the size of the frame buffer it works on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub insts: Vec<Inst>,
+    pub snapshots: Vec<Snapshot>,
+    pub slots: u16,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum IrError {
+    #[error("instruction {at}: operand {operand} is not an earlier value")]
+    BadOperand { at: u32, operand: u32 },
+    #[error("instruction {at}: operand {operand} defines no value")]
+    NoValue { at: u32, operand: u32 },
+    #[error("instruction {at}: it may exit but has no snapshot")]
+    MissingSnapshot { at: u32 },
+    #[error("instruction {at}: snapshot {snap} does not exist")]
+    BadSnapshot { at: u32, snap: u32 },
+    #[error("snapshot {snap}: slot {slot} is outside the frame buffer ({slots} slots)")]
+    BadSlot { snap: u32, slot: u16, slots: u16 },
+    #[error("snapshot {snap}: value {value} is not a value")]
+    BadSnapshotValue { snap: u32, value: u32 },
+    #[error("instruction {at}: input slot {slot} is outside the frame buffer ({slots} slots)")]
+    BadInput { at: u32, slot: u16, slots: u16 },
+    #[error("instruction {at}: phi outside the loop header, or loop not closed")]
+    BadPhi { at: u32 },
+    #[error("more than one Loop")]
+    TwoLoops,
+    #[error("the trace neither loops nor ends with Exit")]
+    NoEnd,
+}
+
+impl Trace {
+    pub fn new(slots: u16) -> Trace {
+        Trace { insts: Vec::new(), snapshots: Vec::new(), slots }
+    }
+
+    /// Appends an instruction; answers its value.
+    pub fn push(&mut self, op: Op, snap: Option<SnapId>) -> Ref {
+        self.insts.push(Inst { op, snap });
+        Ref(self.insts.len() as u32 - 1)
+    }
+
+    /// Adds a snapshot.
+    pub fn snapshot(&mut self, entries: Vec<(u16, Ref)>) -> SnapId {
+        self.snapshots.push(Snapshot { entries });
+        SnapId(self.snapshots.len() as u32 - 1)
+    }
+
+    /// Sets the back-edge value of a Phi.
+    pub fn close_phi(&mut self, phi: Ref, next: Ref) {
+        if let Op::Phi { next: n, .. } = &mut self.insts[phi.0 as usize].op {
+            *n = Some(next);
+        }
+    }
+
+    /// The index of the Loop instruction, if any.
+    pub fn loop_start(&self) -> Option<usize> {
+        self.insts.iter().position(|i| i.op == Op::Loop)
+    }
+
+    /// Checks that the trace is well formed (see `IrError`).
+    pub fn verify(&self) -> Result<(), IrError> {
+        let loops = self.insts.iter().filter(|i| i.op == Op::Loop).count();
+        if loops > 1 {
+            return Err(IrError::TwoLoops);
+        }
+        let loop_at = self.loop_start();
+        let ends = loop_at.is_some() || self.insts.last().is_some_and(|i| i.op == Op::Exit);
+        if !ends {
+            return Err(IrError::NoEnd);
+        }
+        let defines = |r: Ref| self.insts.get(r.0 as usize).is_some_and(|i| i.op.has_value());
+        for (at, inst) in self.insts.iter().enumerate() {
+            let at_u = at as u32;
+            for operand in inst.op.operands() {
+                let later_ok = matches!(inst.op, Op::Phi { next: Some(n), .. } if n == operand);
+                if operand.0 as usize >= self.insts.len() || (operand.0 >= at_u && !later_ok) {
+                    return Err(IrError::BadOperand { at: at_u, operand: operand.0 });
+                }
+                if !defines(operand) {
+                    return Err(IrError::NoValue { at: at_u, operand: operand.0 });
+                }
+            }
+            if let Op::Input(slot) = inst.op {
+                if slot >= self.slots {
+                    return Err(IrError::BadInput { at: at_u, slot, slots: self.slots });
+                }
+            }
+            if let Op::Phi { next, .. } = inst.op {
+                let in_header = loop_at
+                    .is_some_and(|l| at > l && self.insts[l + 1..at].iter().all(|i| matches!(i.op, Op::Phi { .. })));
+                if !in_header || next.is_none() {
+                    return Err(IrError::BadPhi { at: at_u });
+                }
+            }
+            match (inst.op.may_exit(), inst.snap) {
+                (true, None) => return Err(IrError::MissingSnapshot { at: at_u }),
+                (_, Some(s)) if s.0 as usize >= self.snapshots.len() => {
+                    return Err(IrError::BadSnapshot { at: at_u, snap: s.0 })
+                }
+                _ => {}
+            }
+        }
+        for (k, snap) in self.snapshots.iter().enumerate() {
+            for &(slot, value) in &snap.entries {
+                if slot >= self.slots {
+                    return Err(IrError::BadSlot { snap: k as u32, slot, slots: self.slots });
+                }
+                if !defines(value) {
+                    return Err(IrError::BadSnapshotValue { snap: k as u32, value: value.0 });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn value_text(v: Value) -> String {
+    match v.as_int() {
+        Some(i) => format!("#{i}"),
+        None => format!("@{:x}", v.raw()),
+    }
+}
+
+impl fmt::Display for Trace {
+    /// One line per instruction, `NNNN op operands  [-> snapshot]`, then the snapshots:
+    ///
+    /// ```text
+    /// 0000 input 0
+    /// 0001 guard.int 0000  -> s0
+    /// 0002 add.ov 0001 0001  -> s1
+    /// s0: [0]=0000
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = |r: Ref| format!("{:04}", r.0);
+        for (i, inst) in self.insts.iter().enumerate() {
+            let text = match inst.op {
+                Op::Input(k) => format!("input {k}"),
+                Op::Const(v) => format!("const {}", value_text(v)),
+                Op::AddOv(a, b) => format!("add.ov {} {}", r(a), r(b)),
+                Op::SubOv(a, b) => format!("sub.ov {} {}", r(a), r(b)),
+                Op::MulOv(a, b) => format!("mul.ov {} {}", r(a), r(b)),
+                Op::Lt(a, b) => format!("lt {} {}", r(a), r(b)),
+                Op::Le(a, b) => format!("le {} {}", r(a), r(b)),
+                Op::Eq(a, b) => format!("eq {} {}", r(a), r(b)),
+                Op::GuardInt(a) => format!("guard.int {}", r(a)),
+                Op::GuardClass(a, c) => format!("guard.class {} {}", r(a), value_text(c)),
+                Op::GuardIs(a, v) => format!("guard.is {} {}", r(a), value_text(v)),
+                Op::GuardIsNot(a, v) => format!("guard.isnot {} {}", r(a), value_text(v)),
+                Op::LoadSlot(o, k) => format!("load.slot {} {k}", r(o)),
+                Op::StoreSlot(o, k, v) => format!("store.slot {} {k} {}", r(o), r(v)),
+                Op::LoadLen(o) => format!("load.len {}", r(o)),
+                Op::Loop => "loop".to_string(),
+                Op::Phi { init, next } => {
+                    format!("phi {} {}", r(init), next.map(r).unwrap_or_else(|| "?".into()))
+                }
+                Op::Exit => "exit".to_string(),
+            };
+            let mut line = format!("{i:04} {text}");
+            if let Some(s) = inst.snap {
+                let _ = write!(line, "  -> s{}", s.0);
+            }
+            writeln!(f, "{line}")?;
+        }
+        for (k, snap) in self.snapshots.iter().enumerate() {
+            let entries: Vec<String> = snap.entries.iter().map(|&(slot, v)| format!("[{slot}]={}", r(v))).collect();
+            writeln!(f, "s{k}: {}", entries.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sum <- 0. i <- 1. [i <= n] whileTrue: [sum <- sum + i. i <- i + 1]
+    fn sum_loop() -> Trace {
+        let mut t = Trace::new(3);
+        let n = t.push(Op::Input(0), None);
+        let i0 = t.push(Op::Input(1), None);
+        let s0 = t.push(Op::Input(2), None);
+        let entry = t.snapshot(vec![]);
+        t.push(Op::GuardInt(n), Some(entry));
+        t.push(Op::GuardInt(i0), Some(entry));
+        t.push(Op::GuardInt(s0), Some(entry));
+        t.push(Op::Loop, None);
+        let i = t.push(Op::Phi { init: i0, next: None }, None);
+        let s = t.push(Op::Phi { init: s0, next: None }, None);
+        let c = t.push(Op::Le(i, n), None);
+        let done = t.snapshot(vec![(1, i), (2, s)]);
+        t.push(Op::GuardIs(c, Value::from_int(1)), Some(done));
+        let s2 = t.push(Op::AddOv(s, i), Some(done));
+        let one = t.push(Op::Const(Value::from_int(1)), None);
+        let i2 = t.push(Op::AddOv(i, one), Some(done));
+        t.close_phi(i, i2);
+        t.close_phi(s, s2);
+        t
+    }
+
+    #[test]
+    fn a_well_formed_loop_verifies_and_prints() {
+        let t = sum_loop();
+        t.verify().unwrap();
+        let text = t.to_string();
+        assert!(text.contains("0008 phi 0001 0015"), "{text}");
+        assert!(text.contains("0012 add.ov 0009 0008  -> s1"), "{text}");
+        assert!(text.contains("s1: [1]=0008 [2]=0009"), "{text}");
+    }
+
+    #[test]
+    fn malformed_traces_are_rejected() {
+        let mut t = sum_loop();
+        t.insts[3].snap = None;
+        assert_eq!(t.verify(), Err(IrError::MissingSnapshot { at: 3 }));
+
+        let mut t = sum_loop();
+        t.insts[10].op = Op::Le(Ref(12), Ref(0));
+        assert_eq!(t.verify(), Err(IrError::BadOperand { at: 10, operand: 12 }));
+
+        let mut t = sum_loop();
+        t.insts[10].op = Op::Le(Ref(3), Ref(0));
+        assert_eq!(t.verify(), Err(IrError::NoValue { at: 10, operand: 3 }));
+
+        let mut t = sum_loop();
+        t.snapshots[1].entries.push((7, Ref(0)));
+        assert_eq!(t.verify(), Err(IrError::BadSlot { snap: 1, slot: 7, slots: 3 }));
+
+        let mut t = Trace::new(1);
+        t.push(Op::Input(0), None);
+        assert_eq!(t.verify(), Err(IrError::NoEnd));
+
+        let mut t = Trace::new(1);
+        let x = t.push(Op::Input(0), None);
+        t.push(Op::Phi { init: x, next: Some(x) }, None);
+        let s = t.snapshot(vec![]);
+        t.push(Op::Exit, Some(s));
+        assert_eq!(t.verify(), Err(IrError::BadPhi { at: 1 }));
+    }
+}

@@ -1,0 +1,298 @@
+//! The x86-64 backend: assembles a verified trace with iced-x86 into executable memory.
+//!
+//! Owns instruction selection, the frame layout of compiled code, exit stubs and disassembly.
+//! It never decides what a trace means (the IR does) and never touches the interpreter: a trace
+//! talks to the outside world only through its frame buffer and the exit number it answers.
+//!
+//! Register use (first version, chosen for obviously-correct code over speed): every IR value
+//! lives in its own 8-byte stack slot; each instruction loads its operands into scratch registers
+//! (rax, rcx, rdx), computes, and stores its result. rbx holds the frame buffer. A guard jumps to
+//! its snapshot's exit stub, which writes the snapshot's values into the frame buffer and returns
+//! the snapshot number. A register allocator can replace the slots later without changing the
+//! contract.
+//!
+//! Calling convention (`CompiledTrace::run`): sysv64, `rdi` = frame buffer, result in `eax`.
+
+mod code_memory;
+
+use crate::heap::{Value, BODY_OFFSET, LEN_OFFSET};
+use crate::jit::ir::{IrError, Op, Ref, SnapId, Trace};
+use code_memory::CodeMemory;
+use iced_x86::code_asm::*;
+use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BackendError {
+    #[error("invalid trace: {0}")]
+    Ir(#[from] IrError),
+    #[error("assembler: {0}")]
+    Asm(String),
+    #[error("code memory: {0}")]
+    Memory(#[from] std::io::Error),
+    #[error("frame buffer has {given} slots; the trace needs {needed}")]
+    FrameTooSmall { given: usize, needed: usize },
+}
+
+impl From<IcedError> for BackendError {
+    fn from(e: IcedError) -> Self {
+        BackendError::Asm(e.to_string())
+    }
+}
+
+/// Objects the generated code needs as constants.
+#[derive(Clone, Copy, Debug)]
+pub struct Constants {
+    pub true_: Value,
+    pub false_: Value,
+}
+
+/// A trace's machine code, ready to run.
+pub struct CompiledTrace {
+    code: CodeMemory,
+    slots: u16,
+}
+
+impl CompiledTrace {
+    /// Runs the trace on `frame` (at least the trace's `slots` words of Values) until it exits;
+    /// answers the snapshot it left by, whose values are then in `frame`.
+    pub fn run(&self, frame: &mut [u64]) -> Result<SnapId, BackendError> {
+        if frame.len() < self.slots as usize {
+            return Err(BackendError::FrameTooSmall { given: frame.len(), needed: self.slots as usize });
+        }
+        Ok(SnapId(self.code.enter(frame)))
+    }
+
+    pub fn code_size(&self) -> usize {
+        self.code.bytes().len()
+    }
+
+    /// Intel-syntax disassembly, one instruction per line with its address.
+    pub fn disassemble(&self) -> String {
+        let mut decoder = Decoder::with_ip(64, self.code.bytes(), self.code.base(), DecoderOptions::NONE);
+        let mut formatter = IntelFormatter::new();
+        let mut out = String::new();
+        let mut line = String::new();
+        for instr in decoder.iter() {
+            line.clear();
+            formatter.format(&instr, &mut line);
+            out.push_str(&format!("{:016x} {line}\n", instr.ip()));
+        }
+        out
+    }
+}
+
+/// Byte offset of slot `k` of an object.
+fn slot_offset(k: u32) -> i32 {
+    BODY_OFFSET + 8 * k as i32
+}
+
+struct Emitter<'t> {
+    a: CodeAssembler,
+    trace: &'t Trace,
+    stubs: Vec<CodeLabel>,
+    k: Constants,
+}
+
+impl Emitter<'_> {
+    fn value(&self, r: Ref) -> AsmMemoryOperand {
+        qword_ptr(rsp + 8 * r.0 as i32)
+    }
+
+    fn temp(&self, j: usize) -> AsmMemoryOperand {
+        qword_ptr(rsp + 8 * (self.trace.insts.len() + j) as i32)
+    }
+
+    fn stub(&self, snap: Option<SnapId>) -> CodeLabel {
+        self.stubs[snap.expect("verified: exits have snapshots").0 as usize]
+    }
+
+    /// rax <- SmallInt value of `r` (untagged, sign-extended).
+    fn untag(&mut self, reg: AsmRegister64, r: Ref) -> Result<(), IcedError> {
+        self.a.mov(reg, self.value(r))?;
+        self.a.sar(reg, 1)
+    }
+
+    /// Tags the 32-bit result in eax and stores it as value `at`.
+    fn tag_eax_into(&mut self, at: Ref) -> Result<(), IcedError> {
+        self.a.movsxd(rax, eax)?;
+        self.a.shl(rax, 1)?;
+        self.a.or(rax, 1)?;
+        self.a.mov(self.value(at), rax)
+    }
+
+    fn compare(&mut self, at: Ref, a: Ref, b: Ref, op: &Op) -> Result<(), IcedError> {
+        // Tagged SmallInts compare like their values (same shift, same tag bit).
+        self.a.mov(rdx, self.value(a))?;
+        self.a.cmp(rdx, self.value(b))?;
+        self.a.mov(rax, self.k.false_.raw())?;
+        self.a.mov(rcx, self.k.true_.raw())?;
+        match op {
+            Op::Lt(..) => self.a.cmovl(rax, rcx)?,
+            Op::Le(..) => self.a.cmovle(rax, rcx)?,
+            _ => self.a.cmove(rax, rcx)?,
+        }
+        self.a.mov(self.value(at), rax)
+    }
+
+    fn emit(mut self) -> Result<CodeAssembler, IcedError> {
+        let n = self.trace.insts.len();
+        let phis: Vec<(Ref, Ref, Ref)> = self
+            .trace
+            .insts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, inst)| match inst.op {
+                Op::Phi { init, next: Some(next) } => Some((Ref(i as u32), init, next)),
+                _ => None,
+            })
+            .collect();
+        // Value slots, then one temporary per phi for the back edge's parallel copy; 16-aligned.
+        let frame_bytes = ((8 * (n + phis.len()) + 15) / 16 * 16) as i32;
+        let mut epilogue = self.a.create_label();
+        let mut loop_head = self.a.create_label();
+
+        // Prologue: after `call`, rsp ≡ 8 (mod 16); three pushes make it 0.
+        self.a.push(rbp)?;
+        self.a.mov(rbp, rsp)?;
+        self.a.push(rbx)?;
+        self.a.push(r12)?;
+        self.a.mov(rbx, rdi)?;
+        self.a.sub(rsp, frame_bytes)?;
+
+        for (i, inst) in self.trace.insts.iter().enumerate() {
+            let at = Ref(i as u32);
+            match inst.op {
+                Op::Input(slot) => {
+                    self.a.mov(rax, qword_ptr(rbx + 8 * slot as i32))?;
+                    self.a.mov(self.value(at), rax)?;
+                }
+                Op::Const(v) => {
+                    self.a.mov(rax, v.raw())?;
+                    self.a.mov(self.value(at), rax)?;
+                }
+                Op::AddOv(x, y) | Op::SubOv(x, y) | Op::MulOv(x, y) => {
+                    self.untag(rax, x)?;
+                    self.untag(rcx, y)?;
+                    match inst.op {
+                        Op::AddOv(..) => self.a.add(eax, ecx)?,
+                        Op::SubOv(..) => self.a.sub(eax, ecx)?,
+                        _ => self.a.imul_2(eax, ecx)?,
+                    }
+                    let stub = self.stub(inst.snap);
+                    self.a.jo(stub)?;
+                    self.tag_eax_into(at)?;
+                }
+                Op::Lt(x, y) | Op::Le(x, y) | Op::Eq(x, y) => self.compare(at, x, y, &inst.op)?,
+                Op::GuardInt(x) => {
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.test(al, 1)?;
+                    let stub = self.stub(inst.snap);
+                    self.a.jz(stub)?;
+                }
+                Op::GuardClass(x, class) => {
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.test(al, 1)?;
+                    self.a.jnz(stub)?;
+                    self.a.mov(rcx, class.raw())?;
+                    self.a.cmp(qword_ptr(rax), rcx)?;
+                    self.a.jne(stub)?;
+                }
+                Op::GuardIs(x, v) | Op::GuardIsNot(x, v) => {
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.mov(rcx, v.raw())?;
+                    self.a.cmp(rax, rcx)?;
+                    if matches!(inst.op, Op::GuardIs(..)) {
+                        self.a.jne(stub)?;
+                    } else {
+                        self.a.je(stub)?;
+                    }
+                }
+                Op::LoadSlot(o, k) => {
+                    self.a.mov(rax, self.value(o))?;
+                    self.a.mov(rax, qword_ptr(rax + slot_offset(k)))?;
+                    self.a.mov(self.value(at), rax)?;
+                }
+                Op::StoreSlot(o, k, v) => {
+                    self.a.mov(rax, self.value(o))?;
+                    self.a.mov(rcx, self.value(v))?;
+                    self.a.mov(qword_ptr(rax + slot_offset(k)), rcx)?;
+                }
+                Op::LoadLen(o) => {
+                    self.a.mov(rax, self.value(o))?;
+                    self.a.mov(eax, dword_ptr(rax + LEN_OFFSET))?;
+                    self.a.shl(rax, 1)?;
+                    self.a.or(rax, 1)?;
+                    self.a.mov(self.value(at), rax)?;
+                }
+                Op::Loop => {
+                    for &(phi, init, _) in &phis {
+                        self.a.mov(rax, self.value(init))?;
+                        self.a.mov(self.value(phi), rax)?;
+                    }
+                    self.a.set_label(&mut loop_head)?;
+                }
+                Op::Phi { .. } => {}
+                Op::Exit => {
+                    let stub = self.stub(inst.snap);
+                    self.a.jmp(stub)?;
+                }
+            }
+        }
+
+        if self.trace.loop_start().is_some() {
+            // Back edge: all phis take their `next` values at once.
+            for (j, &(_, _, next)) in phis.iter().enumerate() {
+                self.a.mov(rax, self.value(next))?;
+                self.a.mov(self.temp(j), rax)?;
+            }
+            for (j, &(phi, _, _)) in phis.iter().enumerate() {
+                self.a.mov(rax, self.temp(j))?;
+                self.a.mov(self.value(phi), rax)?;
+            }
+            self.a.jmp(loop_head)?;
+        }
+
+        // Exit stubs: write the snapshot into the frame buffer, answer its number.
+        for (s, snap) in self.trace.snapshots.iter().enumerate() {
+            let mut label = self.stubs[s];
+            self.a.set_label(&mut label)?;
+            for &(slot, v) in &snap.entries {
+                self.a.mov(rax, self.value(v))?;
+                self.a.mov(qword_ptr(rbx + 8 * slot as i32), rax)?;
+            }
+            self.a.mov(eax, s as u32)?;
+            self.a.jmp(epilogue)?;
+        }
+
+        self.a.set_label(&mut epilogue)?;
+        self.a.add(rsp, frame_bytes)?;
+        self.a.pop(r12)?;
+        self.a.pop(rbx)?;
+        self.a.pop(rbp)?;
+        self.a.ret()?;
+        Ok(self.a)
+    }
+}
+
+fn assemble(trace: &Trace, k: Constants, ip: u64) -> Result<Vec<u8>, BackendError> {
+    let mut a = CodeAssembler::new(64)?;
+    let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
+    let mut a = Emitter { a, trace, stubs, k }.emit()?;
+    Ok(a.assemble(ip)?)
+}
+
+/// Verifies and compiles a trace.
+pub fn compile(trace: &Trace, k: Constants) -> Result<CompiledTrace, BackendError> {
+    trace.verify()?;
+    // Assemble once to learn the size, then again at the final address (branches are relative,
+    // so the length does not change with the address).
+    let size = assemble(trace, k, 0)?.len();
+    let region = CodeMemory::reserve(size)?;
+    let code = assemble(trace, k, region.base())?;
+    let code = region.seal(&code)?;
+    tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
+    Ok(CompiledTrace { code, slots: trace.slots })
+}
