@@ -148,7 +148,7 @@ impl Emitter<'_> {
             })
             .collect();
         // Value slots, then one temporary per phi for the back edge's parallel copy; 16-aligned.
-        let frame_bytes = ((8 * (n + phis.len()) + 15) / 16 * 16) as i32;
+        let frame_bytes = ((8 * (n + phis.len())).div_ceil(16) * 16) as i32;
         let mut epilogue = self.a.create_label();
         let mut loop_head = self.a.create_label();
 
