@@ -18,6 +18,23 @@ use crate::heap::Value;
 use std::fmt::{self, Write};
 use thiserror::Error;
 
+/// The objects that comparisons answer (and that folding may produce).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Booleans {
+    pub true_: Value,
+    pub false_: Value,
+}
+
+impl Booleans {
+    pub fn of(&self, b: bool) -> Value {
+        if b {
+            self.true_
+        } else {
+            self.false_
+        }
+    }
+}
+
 /// A value defined by an earlier instruction (its index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ref(pub u32);
@@ -255,9 +272,11 @@ fn value_text(v: Value) -> String {
 }
 
 impl fmt::Display for Trace {
-    /// One line per instruction, `NNNN op operands  [-> snapshot]`, then the snapshots:
+    /// The frame size, one line per instruction, `NNNN op operands  [-> snapshot]`, then the
+    /// snapshots (`Trace::parse` reads the same form back):
     ///
     /// ```text
+    /// slots 1
     /// 0000 input 0
     /// 0001 guard.int 0000  -> s0
     /// 0002 add.ov 0001 0001  -> s1
@@ -265,6 +284,7 @@ impl fmt::Display for Trace {
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = |r: Ref| format!("{:04}", r.0);
+        writeln!(f, "slots {}", self.slots)?;
         for (i, inst) in self.insts.iter().enumerate() {
             let text = match inst.op {
                 Op::Input(k) => format!("input {k}"),
@@ -302,9 +322,122 @@ impl fmt::Display for Trace {
     }
 }
 
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("IR text line {line}: {what}")]
+pub struct ParseError {
+    pub line: usize,
+    pub what: String,
+}
+
+fn parse_value(s: &str) -> Option<Value> {
+    if let Some(i) = s.strip_prefix('#') {
+        return i.parse::<i32>().ok().map(Value::from_int);
+    }
+    let raw = u64::from_str_radix(s.strip_prefix('@')?, 16).ok()?;
+    (raw & 1 == 0 && raw != 0).then(|| Value::from_raw(raw))
+}
+
+impl Trace {
+    /// Reads the text form printed by `Display` (numbering must be consecutive from 0000).
+    /// Object constants (`@hex`) are taken as written, so parsed traces are for tests and tools,
+    /// not for running against a heap they were not printed from.
+    pub fn parse(text: &str) -> Result<Trace, ParseError> {
+        let mut t = Trace::new(0);
+        let mut snaps: Vec<(usize, Snapshot)> = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = n + 1;
+            let err = |what: &str| ParseError { line, what: what.to_string() };
+            let l = raw.trim();
+            if l.is_empty() {
+                continue;
+            }
+            if let Some(k) = l.strip_prefix("slots ") {
+                t.slots = k.trim().parse().map_err(|_| err("bad slot count"))?;
+                continue;
+            }
+            if let Some(rest) = l.strip_prefix('s') {
+                let (id, entries) = rest.split_once(':').ok_or_else(|| err("snapshot without ':'"))?;
+                let id: usize = id.parse().map_err(|_| err("bad snapshot number"))?;
+                let mut snap = Snapshot::default();
+                for e in entries.split_whitespace() {
+                    let (slot, v) = e
+                        .strip_prefix('[')
+                        .and_then(|e| e.split_once("]="))
+                        .ok_or_else(|| err("snapshot entry is not [slot]=value"))?;
+                    let slot = slot.parse().map_err(|_| err("bad slot"))?;
+                    let v = v.parse::<u32>().map_err(|_| err("bad value reference"))?;
+                    snap.entries.push((slot, Ref(v)));
+                }
+                snaps.push((id, snap));
+                continue;
+            }
+            let (body, snap) = match l.split_once("->") {
+                Some((b, s)) => {
+                    let s = s.trim().strip_prefix('s').and_then(|s| s.parse::<u32>().ok());
+                    (b.trim(), Some(SnapId(s.ok_or_else(|| err("bad snapshot after ->"))?)))
+                }
+                None => (l, None),
+            };
+            let words: Vec<&str> = body.split_whitespace().collect();
+            let number: usize = words.first().and_then(|w| w.parse().ok()).ok_or_else(|| err("no number"))?;
+            if number != t.insts.len() {
+                return Err(err("instructions must be numbered 0000, 0001, … in order"));
+            }
+            let arg = |i: usize| words.get(i + 2).copied().ok_or_else(|| err("missing operand"));
+            let r = |i: usize| -> Result<Ref, ParseError> {
+                arg(i)?.parse::<u32>().map(Ref).map_err(|_| err("bad value reference"))
+            };
+            let v = |i: usize| -> Result<Value, ParseError> { parse_value(arg(i)?).ok_or_else(|| err("bad constant")) };
+            let k = |i: usize| -> Result<u32, ParseError> { arg(i)?.parse().map_err(|_| err("bad number")) };
+            let op = match *words.get(1).ok_or_else(|| err("no operation"))? {
+                "input" => Op::Input(k(0)? as u16),
+                "const" => Op::Const(v(0)?),
+                "add.ov" => Op::AddOv(r(0)?, r(1)?),
+                "sub.ov" => Op::SubOv(r(0)?, r(1)?),
+                "mul.ov" => Op::MulOv(r(0)?, r(1)?),
+                "lt" => Op::Lt(r(0)?, r(1)?),
+                "le" => Op::Le(r(0)?, r(1)?),
+                "eq" => Op::Eq(r(0)?, r(1)?),
+                "guard.int" => Op::GuardInt(r(0)?),
+                "guard.class" => Op::GuardClass(r(0)?, v(1)?),
+                "guard.is" => Op::GuardIs(r(0)?, v(1)?),
+                "guard.isnot" => Op::GuardIsNot(r(0)?, v(1)?),
+                "load.slot" => Op::LoadSlot(r(0)?, k(1)?),
+                "store.slot" => Op::StoreSlot(r(0)?, k(1)?, r(2)?),
+                "load.len" => Op::LoadLen(r(0)?),
+                "loop" => Op::Loop,
+                "phi" => Op::Phi { init: r(0)?, next: Some(r(1)?) },
+                "exit" => Op::Exit,
+                other => return Err(err(&format!("unknown operation {other}"))),
+            };
+            t.push(op, snap);
+        }
+        snaps.sort_by_key(|s| s.0);
+        for (i, (id, snap)) in snaps.into_iter().enumerate() {
+            if id != i {
+                return Err(ParseError { line: 0, what: format!("snapshot s{i} missing") });
+            }
+            t.snapshots.push(snap);
+        }
+        Ok(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_form_round_trips() {
+        let t = sum_loop();
+        let text = t.to_string();
+        let back = Trace::parse(&text).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.to_string(), text);
+        assert!(Trace::parse("slots 1\n0000 frob 1\n").is_err());
+        assert!(Trace::parse("slots 1\n0001 input 0\n").is_err());
+        assert!(Trace::parse("slots 1\n0000 const @3\n").is_err(), "odd addresses are not objects");
+    }
 
     /// sum <- 0. i <- 1. [i <= n] whileTrue: [sum <- sum + i. i <- i + 1]
     fn sum_loop() -> Trace {
@@ -335,9 +468,10 @@ mod tests {
         let t = sum_loop();
         t.verify().unwrap();
         let text = t.to_string();
-        assert!(text.contains("0008 phi 0001 0015"), "{text}");
-        assert!(text.contains("0012 add.ov 0009 0008  -> s1"), "{text}");
-        assert!(text.contains("s1: [1]=0008 [2]=0009"), "{text}");
+        assert!(text.starts_with("slots 3\n0000 input 0\n"), "{text}");
+        assert!(text.contains("0007 phi 0001 0013"), "{text}");
+        assert!(text.contains("0011 add.ov 0008 0007  -> s1"), "{text}");
+        assert!(text.contains("s1: [1]=0007 [2]=0008"), "{text}");
     }
 
     #[test]

@@ -40,12 +40,8 @@ impl From<IcedError> for BackendError {
     }
 }
 
-/// Objects the generated code needs as constants.
-#[derive(Clone, Copy, Debug)]
-pub struct Constants {
-    pub true_: Value,
-    pub false_: Value,
-}
+/// Objects the generated code needs as constants (what comparisons answer).
+pub use crate::jit::ir::Booleans as Constants;
 
 /// A trace's machine code, ready to run.
 pub struct CompiledTrace {
