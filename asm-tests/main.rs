@@ -1,6 +1,8 @@
 //! Backend tests: each IR operation assembled alone by the x86-64 backend, run on a frame
 //! buffer, and checked — including the overflow and guard-failure exits — plus whole loops.
 
+mod optimizer;
+
 use tracevm::heap::{Heap, Value};
 use tracevm::jit::ir::{Op, Ref, SnapId, Trace};
 use tracevm::jit::x64::{compile, BackendError, Constants};

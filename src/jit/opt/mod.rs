@@ -1,0 +1,511 @@
+//! Trace optimisation: constant folding, history-based common-subexpression elimination (with
+//! load/store forwarding), removal of guards already implied by earlier facts, and dead-code
+//! elimination.
+//!
+//! Owns rewriting one verified trace into an equivalent, smaller one. "Equivalent" means: for
+//! every frame buffer, the optimised trace leaves by the same snapshot number with the same frame
+//! contents (the property tests check exactly this through the backend). Snapshot numbers are
+//! kept, so the recorder's map from snapshot to interpreter location stays valid. It never
+//! reorders instructions or moves anything across the `Loop` marker.
+//!
+//! Facts are collected in one forward pass. Values defined before `Loop` never change, so facts
+//! and common subexpressions about them stay valid inside the loop; slot loads are forgotten at
+//! `Loop` because a store later in the body may change them for the next iteration.
+
+use crate::heap::Value;
+use crate::jit::ir::{Booleans, Inst, Op, Ref, SnapId, Snapshot, Trace};
+use std::collections::{HashMap, HashSet};
+
+/// Optimises a verified trace (see the module doc).
+pub fn optimize(trace: &Trace, booleans: Booleans) -> Trace {
+    let folded = Forward::new(trace, booleans).run();
+    eliminate_dead_code(&folded)
+}
+
+struct Forward<'t> {
+    src: &'t Trace,
+    out: Trace,
+    b: Booleans,
+    /// Old instruction index → the new value standing for it.
+    map: Vec<Option<Ref>>,
+    consts: HashMap<Ref, Value>,
+    const_refs: HashMap<u64, Ref>,
+    ints: HashSet<Ref>,
+    classes: HashMap<Ref, Value>,
+    is: HashMap<Ref, Value>,
+    is_not: HashSet<(Ref, u64)>,
+    pure: HashMap<Op, Ref>,
+    loads: HashMap<(Ref, u32), Ref>,
+    /// Phis whose `next` (an old reference) is resolved at the end.
+    phis: Vec<(Ref, Ref)>,
+}
+
+impl<'t> Forward<'t> {
+    fn new(src: &'t Trace, b: Booleans) -> Forward<'t> {
+        Forward {
+            src,
+            out: Trace::new(src.slots),
+            b,
+            map: vec![None; src.insts.len()],
+            consts: HashMap::new(),
+            const_refs: HashMap::new(),
+            ints: HashSet::new(),
+            classes: HashMap::new(),
+            is: HashMap::new(),
+            is_not: HashSet::new(),
+            pure: HashMap::new(),
+            loads: HashMap::new(),
+            phis: Vec::new(),
+        }
+    }
+
+    fn m(&self, r: Ref) -> Ref {
+        self.map[r.0 as usize].expect("operands are defined earlier (verified)")
+    }
+
+    fn constant(&mut self, v: Value) -> Ref {
+        if let Some(&r) = self.const_refs.get(&v.raw()) {
+            return r;
+        }
+        let r = self.out.push(Op::Const(v), None);
+        self.const_refs.insert(v.raw(), r);
+        self.consts.insert(r, v);
+        if v.is_int() {
+            self.ints.insert(r);
+        }
+        r
+    }
+
+    fn int_const(&self, r: Ref) -> Option<i32> {
+        self.consts.get(&r).and_then(|v| v.as_int())
+    }
+
+    /// Emits `op` unless an identical pure instruction already stands for it.
+    fn pure(&mut self, op: Op, snap: Option<SnapId>) -> Ref {
+        if let Some(&r) = self.pure.get(&op) {
+            return r;
+        }
+        let r = self.out.push(op, snap);
+        self.pure.insert(op, r);
+        r
+    }
+
+    fn run(mut self) -> Trace {
+        self.out.snapshots = self.src.snapshots.clone();
+        for (i, inst) in self.src.insts.iter().enumerate() {
+            let Inst { op, snap } = *inst;
+            let value = match op {
+                Op::Input(_) => Some(self.out.push(op, None)),
+                Op::Const(v) => Some(self.constant(v)),
+                Op::AddOv(a, b) | Op::SubOv(a, b) | Op::MulOv(a, b) => {
+                    let (a, b) = (self.m(a), self.m(b));
+                    Some(self.arithmetic(op, a, b, snap))
+                }
+                Op::Lt(a, b) | Op::Le(a, b) | Op::Eq(a, b) => {
+                    let (a, b) = (self.m(a), self.m(b));
+                    Some(self.comparison(op, a, b))
+                }
+                Op::GuardInt(x) => {
+                    let x = self.m(x);
+                    if !self.ints.contains(&x) {
+                        self.out.push(Op::GuardInt(x), snap);
+                        self.ints.insert(x);
+                    }
+                    None
+                }
+                Op::GuardClass(x, c) => {
+                    let x = self.m(x);
+                    if self.classes.get(&x) != Some(&c) {
+                        self.out.push(Op::GuardClass(x, c), snap);
+                        self.classes.insert(x, c);
+                    }
+                    None
+                }
+                Op::GuardIs(x, v) => {
+                    let x = self.m(x);
+                    let known = self.consts.get(&x).or(self.is.get(&x));
+                    if known != Some(&v) {
+                        self.out.push(Op::GuardIs(x, v), snap);
+                        self.is.insert(x, v);
+                    }
+                    None
+                }
+                Op::GuardIsNot(x, v) => {
+                    let x = self.m(x);
+                    let differs = self.consts.get(&x).or(self.is.get(&x)).is_some_and(|&c| c != v);
+                    if !differs && !self.is_not.contains(&(x, v.raw())) {
+                        self.out.push(Op::GuardIsNot(x, v), snap);
+                        self.is_not.insert((x, v.raw()));
+                    }
+                    None
+                }
+                Op::LoadSlot(o, k) => {
+                    let o = self.m(o);
+                    Some(match self.loads.get(&(o, k)) {
+                        Some(&r) => r,
+                        None => {
+                            let r = self.out.push(Op::LoadSlot(o, k), None);
+                            self.loads.insert((o, k), r);
+                            r
+                        }
+                    })
+                }
+                Op::StoreSlot(o, k, v) => {
+                    let (o, v) = (self.m(o), self.m(v));
+                    // Any object's slot k may be this one: forget them all, then remember ours.
+                    self.loads.retain(|&(_, kk), _| kk != k);
+                    self.out.push(Op::StoreSlot(o, k, v), None);
+                    self.loads.insert((o, k), v);
+                    None
+                }
+                Op::LoadLen(o) => {
+                    let o = self.m(o);
+                    let r = self.pure(Op::LoadLen(o), None);
+                    self.ints.insert(r);
+                    Some(r)
+                }
+                Op::Loop => {
+                    self.loads.clear();
+                    self.out.push(Op::Loop, None);
+                    None
+                }
+                Op::Phi { init, next } => {
+                    let init = self.m(init);
+                    let r = self.out.push(Op::Phi { init, next: None }, None);
+                    self.phis.push((r, next.expect("verified: phis are closed")));
+                    Some(r)
+                }
+                Op::Exit => {
+                    self.out.push(Op::Exit, snap);
+                    None
+                }
+            };
+            self.map[i] = value;
+        }
+        for (phi, next) in std::mem::take(&mut self.phis) {
+            let n = self.m(next);
+            self.out.close_phi(phi, n);
+        }
+        let map = &self.map;
+        for snap in &mut self.out.snapshots {
+            for entry in &mut snap.entries {
+                entry.1 = map[entry.1 .0 as usize].expect("snapshot values are values (verified)");
+            }
+        }
+        self.out
+    }
+
+    fn arithmetic(&mut self, op: Op, a: Ref, b: Ref, snap: Option<SnapId>) -> Ref {
+        let (x, y) = (self.int_const(a), self.int_const(b));
+        let folded = match (op, x, y) {
+            (Op::AddOv(..), Some(x), Some(y)) => x.checked_add(y),
+            (Op::SubOv(..), Some(x), Some(y)) => x.checked_sub(y),
+            (Op::MulOv(..), Some(x), Some(y)) => x.checked_mul(y),
+            _ => None,
+        };
+        if let Some(v) = folded {
+            return self.constant(Value::from_int(v));
+        }
+        // Identities that cannot overflow, on operands known to be SmallInts.
+        match (op, y) {
+            (Op::AddOv(..), Some(0)) | (Op::SubOv(..), Some(0)) | (Op::MulOv(..), Some(1))
+                if self.ints.contains(&a) =>
+            {
+                return a
+            }
+            _ => {}
+        }
+        if let (Op::AddOv(..) | Op::MulOv(..), Some(_), None) = (op, x, y) {
+            if (matches!(op, Op::AddOv(..)) && x == Some(0) || matches!(op, Op::MulOv(..)) && x == Some(1))
+                && self.ints.contains(&b)
+            {
+                return b;
+            }
+        }
+        let key = match op {
+            Op::AddOv(..) => Op::AddOv(a, b),
+            Op::SubOv(..) => Op::SubOv(a, b),
+            _ => Op::MulOv(a, b),
+        };
+        let r = self.pure(key, snap);
+        self.ints.insert(r);
+        r
+    }
+
+    fn comparison(&mut self, op: Op, a: Ref, b: Ref) -> Ref {
+        let known = match op {
+            Op::Eq(..) if a == b => Some(true),
+            Op::Eq(..) => match (self.consts.get(&a), self.consts.get(&b)) {
+                (Some(x), Some(y)) => Some(x == y),
+                _ => None,
+            },
+            Op::Lt(..) | Op::Le(..) => match (self.int_const(a), self.int_const(b)) {
+                (Some(x), Some(y)) => Some(if matches!(op, Op::Lt(..)) { x < y } else { x <= y }),
+                _ if a == b && matches!(op, Op::Le(..)) && self.ints.contains(&a) => Some(true),
+                _ if a == b && matches!(op, Op::Lt(..)) && self.ints.contains(&a) => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(k) = known {
+            let v = self.b.of(k);
+            return self.constant(v);
+        }
+        let key = match op {
+            Op::Lt(..) => Op::Lt(a, b),
+            Op::Le(..) => Op::Le(a, b),
+            _ => Op::Eq(a, b),
+        };
+        self.pure(key, None)
+    }
+}
+
+/// Removes instructions whose values nothing live uses. Guards, overflow checks, exits, stores
+/// and the loop marker are live by themselves; the values their snapshots name are live too.
+fn eliminate_dead_code(t: &Trace) -> Trace {
+    let n = t.insts.len();
+    let mut live = vec![false; n];
+    let mut work: Vec<usize> = Vec::new();
+    for (i, inst) in t.insts.iter().enumerate() {
+        if inst.op.may_exit() || matches!(inst.op, Op::StoreSlot(..) | Op::Loop) {
+            live[i] = true;
+            work.push(i);
+        }
+    }
+    while let Some(i) = work.pop() {
+        let inst = &t.insts[i];
+        let snap_values = inst.snap.map(|s| &t.snapshots[s.0 as usize].entries);
+        let used = inst.op.operands().into_iter().chain(snap_values.into_iter().flatten().map(|&(_, r)| r));
+        for r in used {
+            let r = r.0 as usize;
+            if !live[r] {
+                live[r] = true;
+                work.push(r);
+            }
+        }
+    }
+    let mut map = vec![None; n];
+    let mut out = Trace::new(t.slots);
+    for (i, inst) in t.insts.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let m = |r: Ref| map[r.0 as usize].expect("live values use live values");
+        let op = match inst.op {
+            Op::AddOv(a, b) => Op::AddOv(m(a), m(b)),
+            Op::SubOv(a, b) => Op::SubOv(m(a), m(b)),
+            Op::MulOv(a, b) => Op::MulOv(m(a), m(b)),
+            Op::Lt(a, b) => Op::Lt(m(a), m(b)),
+            Op::Le(a, b) => Op::Le(m(a), m(b)),
+            Op::Eq(a, b) => Op::Eq(m(a), m(b)),
+            Op::GuardInt(a) => Op::GuardInt(m(a)),
+            Op::GuardClass(a, c) => Op::GuardClass(m(a), c),
+            Op::GuardIs(a, v) => Op::GuardIs(m(a), v),
+            Op::GuardIsNot(a, v) => Op::GuardIsNot(m(a), v),
+            Op::LoadSlot(o, k) => Op::LoadSlot(m(o), k),
+            Op::StoreSlot(o, k, v) => Op::StoreSlot(m(o), k, m(v)),
+            Op::LoadLen(o) => Op::LoadLen(m(o)),
+            // `next` is a later value: fixed below.
+            Op::Phi { init, next } => Op::Phi { init: m(init), next },
+            other => other,
+        };
+        map[i] = Some(out.push(op, inst.snap));
+    }
+    for inst in &mut out.insts {
+        if let Op::Phi { next: Some(next), .. } = &mut inst.op {
+            *next = map[next.0 as usize].expect("a live phi's next value is live");
+        }
+    }
+    // Snapshots keep their numbers; the entries of a snapshot no live instruction exits by may
+    // name dead values and are dropped (nothing can leave by it).
+    let used: HashSet<u32> = out.insts.iter().filter_map(|i| i.snap.map(|s| s.0)).collect();
+    out.snapshots = t
+        .snapshots
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            if used.contains(&(k as u32)) {
+                Snapshot { entries: s.entries.iter().map(|&(slot, r)| (slot, map[r.0 as usize].unwrap())).collect() }
+            } else {
+                Snapshot::default()
+            }
+        })
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: Booleans = Booleans { true_: Value::from_int(1), false_: Value::from_int(0) };
+
+    /// Optimises `input` and compares with `expected` (both in the IR text form).
+    fn check(input: &str, expected: &str) {
+        let t = Trace::parse(input).expect("input parses");
+        t.verify().expect("input verifies");
+        let got = optimize(&t, B);
+        got.verify().expect("output verifies");
+        let want = Trace::parse(expected).expect("expected parses");
+        assert_eq!(got.to_string(), want.to_string(), "\n--- got\n{got}\n--- want\n{want}");
+    }
+
+    #[test]
+    fn constants_fold_and_repeated_guards_go() {
+        check(
+            "slots 2
+             0000 input 0
+             0001 guard.int 0000 -> s0
+             0002 guard.int 0000 -> s0
+             0003 const #2
+             0004 const #3
+             0005 add.ov 0003 0004 -> s0
+             0006 add.ov 0000 0005 -> s0
+             0007 add.ov 0000 0005 -> s0
+             0008 lt 0003 0004
+             0009 guard.is 0008 #1 -> s0
+             0010 exit -> s1
+             s0:
+             s1: [1]=0007",
+            "slots 2
+             0000 input 0
+             0001 guard.int 0000 -> s0
+             0002 const #5
+             0003 add.ov 0000 0002 -> s0
+             0004 exit -> s1
+             s0:
+             s1: [1]=0003",
+        );
+    }
+
+    #[test]
+    fn overflowing_constants_are_not_folded() {
+        check(
+            "slots 1
+             0000 const #2147483647
+             0001 const #1
+             0002 add.ov 0000 0001 -> s0
+             0003 exit -> s1
+             s0:
+             s1: [0]=0002",
+            "slots 1
+             0000 const #2147483647
+             0001 const #1
+             0002 add.ov 0000 0001 -> s0
+             0003 exit -> s1
+             s0:
+             s1: [0]=0002",
+        );
+    }
+
+    #[test]
+    fn arithmetic_results_need_no_int_guard_and_identities_vanish() {
+        check(
+            "slots 2
+             0000 input 0
+             0001 guard.int 0000 -> s0
+             0002 const #0
+             0003 add.ov 0000 0002 -> s0
+             0004 const #1
+             0005 mul.ov 0003 0004 -> s0
+             0006 add.ov 0005 0005 -> s0
+             0007 guard.int 0006 -> s0
+             0008 exit -> s1
+             s0:
+             s1: [1]=0006",
+            "slots 2
+             0000 input 0
+             0001 guard.int 0000 -> s0
+             0002 add.ov 0000 0000 -> s0
+             0003 exit -> s1
+             s0:
+             s1: [1]=0002",
+        );
+    }
+
+    #[test]
+    fn loads_are_reused_until_a_store_to_the_same_slot() {
+        check(
+            "slots 3
+             0000 input 0
+             0001 input 1
+             0002 guard.class 0000 @1000 -> s0
+             0003 guard.class 0000 @1000 -> s0
+             0004 load.slot 0000 2
+             0005 load.slot 0000 2
+             0006 load.slot 0000 3
+             0007 store.slot 0001 2 0006
+             0008 load.slot 0000 2
+             0009 load.slot 0001 2
+             0010 load.slot 0000 3
+             0011 exit -> s1
+             s0:
+             s1: [0]=0005 [1]=0008 [2]=0009",
+            "slots 3
+             0000 input 0
+             0001 input 1
+             0002 guard.class 0000 @1000 -> s0
+             0003 load.slot 0000 2
+             0004 load.slot 0000 3
+             0005 store.slot 0001 2 0004
+             0006 load.slot 0000 2
+             0007 exit -> s1
+             s0:
+             s1: [0]=0003 [1]=0006 [2]=0004",
+        );
+    }
+
+    #[test]
+    fn dead_values_go_and_loop_invariants_are_shared() {
+        check(
+            "slots 2
+             0000 input 0
+             0001 input 1
+             0002 const #7
+             0003 mul.ov 0000 0000 -> s0
+             0004 lt 0000 0001
+             0005 loop
+             0006 phi 0001 0010
+             0007 mul.ov 0000 0000 -> s1
+             0008 le 0006 0007
+             0009 guard.is 0008 #1 -> s1
+             0010 add.ov 0006 0002 -> s1
+             s0:
+             s1: [1]=0006",
+            "slots 2
+             0000 input 0
+             0001 input 1
+             0002 const #7
+             0003 mul.ov 0000 0000 -> s0
+             0004 loop
+             0005 phi 0001 0008
+             0006 le 0005 0003
+             0007 guard.is 0006 #1 -> s1
+             0008 add.ov 0005 0002 -> s1
+             s0:
+             s1: [1]=0005",
+        );
+    }
+
+    #[test]
+    fn loads_are_forgotten_at_the_loop() {
+        // A store later in the body changes slot 2 for the next iteration.
+        check(
+            "slots 1
+             0000 input 0
+             0001 load.slot 0000 2
+             0002 loop
+             0003 load.slot 0000 2
+             0004 store.slot 0000 2 0003
+             0005 guard.is 0003 #0 -> s0
+             s0: [0]=0003",
+            "slots 1
+             0000 input 0
+             0001 loop
+             0002 load.slot 0000 2
+             0003 store.slot 0000 2 0002
+             0004 guard.is 0002 #0 -> s0
+             s0: [0]=0002",
+        );
+    }
+}
