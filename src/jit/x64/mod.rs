@@ -15,7 +15,7 @@
 
 mod code_memory;
 
-use crate::heap::{Value, BODY_OFFSET, LEN_OFFSET};
+use crate::heap::{BODY_OFFSET, LEN_OFFSET};
 use crate::jit::ir::{IrError, Op, Ref, SnapId, Trace};
 use code_memory::CodeMemory;
 use iced_x86::code_asm::*;
