@@ -311,15 +311,14 @@ impl Vm {
                 let fresh = self.method_data[data].sends[s].fresh_args;
                 (self.lookup_at_site(data, s, cls, selector), fresh)
             }
-            None => (self.lookup(cls, selector), false),
+            None => (self.lookup(cls, selector).map(|m| (m, self.data_of(m))), false),
         };
-        let Some(method) = found else {
+        let Some((method, data)) = found else {
             return self.send_not_understood(cls, selector, args);
         };
-        let Some(code) = method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
+        let Some(data) = data else {
             return fault("sent method has no bytecodes");
         };
-        let data = self.method_data_index(method, code);
         if self.method_data[data].quick != Quick::No && args.len() <= 6 {
             let mut vals = [Value::from_int(0); 6];
             for (i, v) in vals.iter_mut().enumerate().take(args.len()) {
@@ -332,7 +331,7 @@ impl Vm {
                 return Ok(());
             }
         }
-        self.activate(method, args, owns_args, code, data)
+        self.activate(method, args, owns_args, data)
     }
 
     /// No method for `selector` in `cls`: send `doesNotUnderstand:` with `#(selector args)`.
@@ -355,7 +354,7 @@ impl Vm {
             return fault("doesNotUnderstand: has no bytecodes");
         };
         let data = self.method_data_index(dnu, code);
-        self.activate(dnu, dnu_args, false, code, data)
+        self.activate(dnu, dnu_args, false, data)
     }
 
     /// Runs a quick method (see `Quick`) without a context. Answers false when `method` is not
@@ -397,17 +396,17 @@ impl Vm {
                 let vals = &vals[..list.len as usize];
                 let Some(sel) = method.slot(meth::LITERALS).slot_checked(selector) else { return Ok(false) };
                 let cls = self.class_of(vals[0]);
-                let Some(target) = self.probe_site(data, site, cls).or_else(|| self.lookup(cls, sel)) else {
+                let probed = match self.probe_site(data, site, cls) {
+                    Some((m, d)) => Some((m, d)),
+                    None => self.lookup(cls, sel).and_then(|m| self.data_of(m).map(|d| (m, d))),
+                };
+                let Some((target, target_data)) = probed else {
                     return Ok(false);
                 };
-                let Some(code) = target.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes()) else {
-                    return Ok(false);
-                };
-                let target_data = self.method_data_index(target, code);
                 match self.quick_value(target, target_data, vals) {
                     Some(v) => {
                         self.counters.sends += 1;
-                        self.note_site_send(data, site, cls, target);
+                        self.note_site_send(data, site, cls, target, target_data);
                         v
                     }
                     None => return Ok(false),
@@ -477,7 +476,11 @@ impl Vm {
 
     /// Creates and enters a context for `method` with `args`, whose sender is the active context.
     #[inline]
-    fn activate(&mut self, method: Value, args: Value, owns_args: bool, code: Value, data: usize) -> Step {
+    fn activate(&mut self, method: Value, args: Value, owns_args: bool, data: usize) -> Step {
+        let code = method.slot(meth::BYTECODES);
+        if !code.is_bytes() {
+            return fault("sent method has no bytecodes");
+        }
         let Some(temp_size) = self.method_data[data].temp_size else {
             return fault("sent method has no temporarySize");
         };

@@ -97,33 +97,56 @@ impl Vm {
         Some(m)
     }
 
-    /// Lookup through the inline cache of send site `site` of the method with data `data`, then the
-    /// global cache. Updates the site's state and counts.
+    /// The `MethodData` index of a method found by lookup; None if it has no bytecodes.
     #[inline]
-    pub(crate) fn lookup_at_site(&mut self, data: usize, site: usize, cls: Value, selector: Value) -> Option<Value> {
+    pub(crate) fn data_of(&mut self, method: Value) -> Option<usize> {
+        let code = method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes())?;
+        Some(self.method_data_index(method, code))
+    }
+
+    /// Lookup through the inline cache of send site `site` of the method with data `data`, then the
+    /// global cache. Updates the site's state and counts. Answers the method and its data index
+    /// (None when the method has no bytecodes).
+    #[inline]
+    pub(crate) fn lookup_at_site(
+        &mut self,
+        data: usize,
+        site: usize,
+        cls: Value,
+        selector: Value,
+    ) -> Option<(Value, Option<usize>)> {
         let s = &mut self.method_data[data].sends[site];
         s.sends += 1;
         for e in s.entries.as_mut_slice() {
             if e.class == cls {
                 e.count = e.count.saturating_add(1);
-                return Some(e.method);
+                return Some((e.method, Some(e.data as usize)));
             }
         }
         self.counters.ic_misses += 1;
         let m = self.lookup(cls, selector)?;
-        self.add_site_entry(data, site, cls, m);
-        Some(m)
+        let d = self.data_of(m);
+        if let Some(d) = d {
+            self.add_site_entry(data, site, cls, m, d);
+        }
+        Some((m, d))
     }
 
-    /// The method a send site's inline cache holds for `cls`, without counting a send.
+    /// The method (and its data index) a send site's inline cache holds for `cls`, without
+    /// counting a send.
     #[inline]
-    pub(crate) fn probe_site(&self, data: usize, site: usize, cls: Value) -> Option<Value> {
-        self.method_data[data].sends[site].entries.as_slice().iter().find(|e| e.class == cls).map(|e| e.method)
+    pub(crate) fn probe_site(&self, data: usize, site: usize, cls: Value) -> Option<(Value, usize)> {
+        self.method_data[data].sends[site]
+            .entries
+            .as_slice()
+            .iter()
+            .find(|e| e.class == cls)
+            .map(|e| (e.method, e.data as usize))
     }
 
     /// Records at a send site that a send of class `cls` found `method` (for sends the VM ran
     /// another way, such as a quick forwarding method).
-    pub(crate) fn note_site_send(&mut self, data: usize, site: usize, cls: Value, method: Value) {
+    pub(crate) fn note_site_send(&mut self, data: usize, site: usize, cls: Value, method: Value, method_data: usize) {
         let s = &mut self.method_data[data].sends[site];
         s.sends += 1;
         for e in s.entries.as_mut_slice() {
@@ -132,12 +155,13 @@ impl Vm {
                 return;
             }
         }
-        self.add_site_entry(data, site, cls, method);
+        self.add_site_entry(data, site, cls, method, method_data);
     }
 
-    fn add_site_entry(&mut self, data: usize, site: usize, cls: Value, method: Value) {
+    fn add_site_entry(&mut self, data: usize, site: usize, cls: Value, method: Value, method_data: usize) {
         let s = &mut self.method_data[data].sends[site];
-        if !s.megamorphic && !s.entries.push(super::SiteEntry { class: cls, method, count: 1 }) {
+        let entry = super::SiteEntry { class: cls, method, count: 1, data: method_data as u32 };
+        if !s.megamorphic && !s.entries.push(entry) {
             s.megamorphic = true;
             s.entries.clear();
         }

@@ -16,6 +16,8 @@ pub struct SiteEntry {
     pub class: Value,
     pub method: Value,
     pub count: u32,
+    /// The method's `MethodData` index, so that a hit needs no second lookup.
+    pub data: u32,
 }
 
 /// An inline cache in Cog's states: empty, monomorphic (1 entry), polymorphic (2–6), megamorphic.
@@ -290,7 +292,7 @@ pub mod smallvec_lite {
 
     impl Default for Entries {
         fn default() -> Self {
-            let empty = SiteEntry { class: Value::from_int(0), method: Value::from_int(0), count: 0 };
+            let empty = SiteEntry { class: Value::from_int(0), method: Value::from_int(0), count: 0, data: 0 };
             Entries { len: 0, items: [empty; POLY_LIMIT] }
         }
     }
