@@ -624,6 +624,15 @@ impl Vm {
             }
             temps.set_slot(at, v);
         }
+        let c = self.new_block_context(block, sender);
+        c.set_flags(RECYCLABLE);
+        self.load_context(c)
+    }
+
+    /// A context that runs `block`'s body: a copy of the block's ten slots with a fresh stack as
+    /// long as the block's, bytePointer at the body, and `sender` as its previous context
+    /// (SMALLWORLD-VM.md §3.4). The caller checked that `block` has ten slots.
+    fn new_block_context(&mut self, block: Value, sender: Value) -> Value {
         let old_stack = block.slot(ctx::STACK);
         let stack_len = if is_array(old_stack) { old_stack.len().max(1) } else { 8 };
         let nil = self.k.nil;
@@ -638,8 +647,7 @@ impl Vm {
         c.set_slot(ctx::BYTE_POINTER, block.slot(ctx::OLD_BYTE_POINTER));
         c.set_slot(ctx::STACK_TOP, Value::from_int(0));
         c.set_slot(ctx::PREVIOUS, sender);
-        c.set_flags(RECYCLABLE);
-        self.load_context(c)
+        c
     }
 
     // ----- primitives that change control -----------------------------------------------------
@@ -752,19 +760,7 @@ impl Vm {
             return fault("fork: receiver is not a block");
         }
         let nil = self.k.nil;
-        let array = self.k.array;
-        let old_stack = block.slot(ctx::STACK);
-        let n = if is_array(old_stack) { old_stack.len().max(1) } else { 8 };
-        let stack = self.heap.alloc_pointers(array, n, nil);
-        let context_class = self.k.context;
-        let c = self.heap.alloc_pointers(context_class, ctx::BLOCK_SIZE, nil);
-        for i in 0..ctx::BLOCK_SIZE {
-            c.set_slot(i, block.slot(i));
-        }
-        c.set_slot(ctx::STACK, stack);
-        c.set_slot(ctx::BYTE_POINTER, block.slot(ctx::OLD_BYTE_POINTER));
-        c.set_slot(ctx::STACK_TOP, Value::from_int(0));
-        c.set_slot(ctx::PREVIOUS, nil);
+        let c = self.new_block_context(block, nil);
         self.sched.procs.push(Process { context: c, barriers: Vec::new(), waiting_on: None, resume_value: None });
         Ok(())
     }

@@ -114,6 +114,27 @@ impl Op {
         )
     }
 
+    /// The same operation reading `f(r)` instead of each value `r` (a phi's `next` included).
+    pub fn map_refs(self, f: impl Fn(Ref) -> Ref) -> Op {
+        match self {
+            Op::Input(_) | Op::Const(_) | Op::Loop | Op::Exit => self,
+            Op::AddOv(a, b) => Op::AddOv(f(a), f(b)),
+            Op::SubOv(a, b) => Op::SubOv(f(a), f(b)),
+            Op::MulOv(a, b) => Op::MulOv(f(a), f(b)),
+            Op::Lt(a, b) => Op::Lt(f(a), f(b)),
+            Op::Le(a, b) => Op::Le(f(a), f(b)),
+            Op::Eq(a, b) => Op::Eq(f(a), f(b)),
+            Op::GuardInt(a) => Op::GuardInt(f(a)),
+            Op::GuardClass(a, c) => Op::GuardClass(f(a), c),
+            Op::GuardIs(a, v) => Op::GuardIs(f(a), v),
+            Op::GuardIsNot(a, v) => Op::GuardIsNot(f(a), v),
+            Op::LoadSlot(o, k) => Op::LoadSlot(f(o), k),
+            Op::StoreSlot(o, k, v) => Op::StoreSlot(f(o), k, f(v)),
+            Op::LoadLen(o) => Op::LoadLen(f(o)),
+            Op::Phi { init, next } => Op::Phi { init: f(init), next: next.map(f) },
+        }
+    }
+
     /// The values the instruction reads.
     pub fn operands(&self) -> Vec<Ref> {
         match *self {
