@@ -59,7 +59,6 @@ pub struct Heap {
     large: Vec<LargeObject>,
     allocated_since_gc: usize,
     gc_budget: usize,
-    collections: usize,
     total_allocated_words: u64,
     mark_stack: Vec<Value>,
     live_words_after_gc: usize,
@@ -80,7 +79,6 @@ impl Heap {
             large: Vec::new(),
             allocated_since_gc: 0,
             gc_budget: MIN_GC_BUDGET_WORDS,
-            collections: 0,
             total_allocated_words: 0,
             mark_stack: Vec::new(),
             live_words_after_gc: 0,
@@ -92,11 +90,6 @@ impl Heap {
     #[inline(always)]
     pub fn wants_collection(&self) -> bool {
         self.allocated_since_gc >= self.gc_budget
-    }
-
-    /// Number of collections so far.
-    pub fn collections(&self) -> usize {
-        self.collections
     }
 
     /// Words allocated over the heap's lifetime.
@@ -365,7 +358,6 @@ impl Heap {
         // memory stays near 1.33 × the live data (deep recursions keep a lot live), and each
         // collection's work stays proportional to the allocation it pays for.
         self.gc_budget = MIN_GC_BUDGET_WORDS.max(stats.live_words / 3);
-        self.collections += 1;
         stats
     }
 }

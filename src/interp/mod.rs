@@ -152,8 +152,6 @@ pub struct Vm {
     pub(crate) method_index_cache: [(u64, u32); lookup::METHOD_INDEX_CACHE],
     pub(crate) sched: Scheduler,
     pub(crate) host: crate::primitives::HostTables,
-    /// Values the host holds between calls into Smalltalk.
-    pinned: Vec<Value>,
     /// Selector strings the VM itself sends (`<`, `<=`, `+`, `doesNotUnderstand:`, `error:`).
     pub(crate) selectors: exec::VmSelectors,
     pub(crate) regs: exec::Regs,
@@ -247,7 +245,6 @@ impl Vm {
             method_index_cache: [(0, 0); lookup::METHOD_INDEX_CACHE],
             sched: Scheduler::default(),
             host: crate::primitives::HostTables::default(),
-            pinned: Vec::new(),
             selectors: exec::VmSelectors::placeholder(),
             regs: exec::Regs::empty(),
             out: Box::new(std::io::stdout()),
@@ -294,17 +291,6 @@ impl Vm {
         self.heap.alloc_with_slots(c, vals)
     }
 
-    /// Keeps `v` alive across calls into Smalltalk until `unpin`.
-    pub fn pin(&mut self, v: Value) {
-        self.pinned.push(v);
-    }
-
-    pub fn unpin(&mut self, v: Value) {
-        if let Some(i) = self.pinned.iter().rposition(|&p| p == v) {
-            self.pinned.swap_remove(i);
-        }
-    }
-
     /// The name of a class as text (for messages).
     pub fn class_name(&self, cls: Value) -> String {
         cls.slot_checked(class::NAME)
@@ -320,21 +306,6 @@ impl Vm {
             return None;
         }
         (0..classes.len()).map(|i| classes.slot(i)).find(|&c| c.is_ptr() && self.class_name(c) == name)
-    }
-
-    /// Finds a class by name: the registered classes first (`Class classes`), then every class
-    /// object in the heap (sw2015 leaves some classes unregistered).
-    pub fn find_class(&self, name: &str) -> Option<Value> {
-        let classes = self.k.class.slot_checked(class::FIRST_CLASS_VARIABLE)?;
-        if classes.is_ptr() && classes.kind() == Kind::Pointers {
-            for i in 0..classes.len() {
-                let c = classes.slot(i);
-                if c.is_ptr() && self.class_name(c) == name {
-                    return Some(c);
-                }
-            }
-        }
-        find_class_named(&self.heap, self.k.class, self.k.meta_class, name.as_bytes())
     }
 
     /// Collects garbage. Only called at safepoints, when every live value is in a root.
@@ -366,9 +337,6 @@ impl Vm {
         ] {
             gc.mark(v);
         }
-        for &p in &self.pinned {
-            gc.mark(p);
-        }
         gc.mark(self.regs.ctx);
         self.selectors.mark(&mut gc);
         self.sched.mark(&mut gc);
@@ -398,11 +366,6 @@ impl Vm {
         self.counters.gc_count += 1;
         self.counters.gc_time_ns += t0.elapsed().as_nanos() as u64;
     }
-
-    /// Runs a full collection now (for tests and `--stats`); safe only between calls into Smalltalk.
-    pub fn collect_now(&mut self) {
-        self.collect_garbage();
-    }
 }
 
 impl Vm {
@@ -423,7 +386,6 @@ impl Vm {
             }
         };
         self.roots.iter_mut().for_each(swap);
-        self.pinned.iter_mut().for_each(swap);
         for p in &mut self.sched.procs {
             swap(&mut p.context);
             p.barriers.iter_mut().for_each(swap);

@@ -53,9 +53,4 @@ impl Scheduler {
             }
         }
     }
-
-    /// Index of a runnable process other than `current`, oldest first.
-    pub fn next_runnable(&self, exclude: usize) -> Option<usize> {
-        (0..self.procs.len()).find(|&i| i != exclude && self.procs[i].waiting_on.is_none())
-    }
 }
