@@ -1186,7 +1186,11 @@ impl Vm {
             } else if let Some(v) = main_result {
                 return Ok(v);
             } else {
-                return Err(VmError::Fatal("deadlock: every process is waiting on a Semaphore".into()));
+                return Err(VmError::Fatal(
+                    "deadlock: every process is waiting on a Semaphore (headless, nothing can press the \
+                     button a dialog is waiting for)"
+                        .into(),
+                ));
             }
         }
     }
