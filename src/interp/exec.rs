@@ -319,7 +319,7 @@ impl Vm {
         let Some(data) = data else {
             return fault("sent method has no bytecodes");
         };
-        if self.method_data[data].quick != Quick::No && args.len() <= 6 {
+        if self.method_data[data].quick != Quick::No && args.len() <= 6 && !self.plain {
             let mut vals = [Value::from_int(0); 6];
             for (i, v) in vals.iter_mut().enumerate().take(args.len()) {
                 *v = args.slot(i);
@@ -496,7 +496,9 @@ impl Vm {
         let prev = self.regs.ctx;
         let context_class = self.k.context;
         let c = self.heap.alloc_with_slots(context_class, &[method, args, temps, stack, zero, zero, prev]);
-        c.set_flags(RECYCLABLE | if owns_args { OWNS_ARGS } else { 0 });
+        if !self.plain {
+            c.set_flags(RECYCLABLE | if owns_args { OWNS_ARGS } else { 0 });
+        }
         // Everything is known: set the registers without re-reading and re-checking the context.
         let literals = method.slot(meth::LITERALS);
         self.regs = Regs {
@@ -625,7 +627,9 @@ impl Vm {
             temps.set_slot(at, v);
         }
         let c = self.new_block_context(block, sender);
-        c.set_flags(RECYCLABLE);
+        if !self.plain {
+            c.set_flags(RECYCLABLE);
+        }
         self.load_context(c)
     }
 

@@ -165,6 +165,9 @@ pub struct Vm {
     pub budget: Option<u64>,
     /// Live data beyond which a collection stops the run with "out of memory".
     pub max_heap_bytes: usize,
+    /// Runs every send as a real activation and never recycles contexts: the reference
+    /// behaviour the fast paths (quick methods, context recycling) are tested against.
+    pub plain: bool,
     /// Set while a host fault is being reported, so a fault inside the report is fatal, not a loop.
     pub(crate) reporting_fault: bool,
 }
@@ -254,6 +257,7 @@ impl Vm {
             counters: Counters::default(),
             budget: None,
             max_heap_bytes: DEFAULT_MAX_HEAP_MIB << 20,
+            plain: false,
             reporting_fault: false,
         };
         vm.selectors = exec::VmSelectors::new(&mut vm);

@@ -1,0 +1,125 @@
+//! Generated Smalltalk programs for differential tests: arithmetic near the 32-bit edges
+//! (overflowing into LargePositive/LargeNegative), inlined and real loops, conditionals,
+//! monomorphic, polymorphic and super sends, closures over method temporaries, non-local returns
+//! from blocks, and Array reads and writes. Every program terminates (loop bounds are small
+//! constants) and prints its intermediate values, so two executions can be compared by output.
+
+use proptest::prelude::*;
+
+/// An integer expression.
+pub fn expr() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        prop_oneof![
+            Just(0),
+            Just(1),
+            Just(2),
+            Just(7),
+            Just(-5),
+            Just(100),
+            Just(46341),
+            Just(65535),
+            Just(2147483647),
+            Just(-2147483647),
+            -50i32..50
+        ]
+        .prop_map(|i| format!("({i})")),
+        prop_oneof![Just("a"), Just("b"), Just("i")].prop_map(str::to_string),
+    ];
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), prop_oneof![Just("+"), Just("-"), Just("*")], inner.clone())
+                .prop_map(|(x, op, y)| format!("({x} {op} {y})")),
+            (prop_oneof![Just("p"), Just("q"), Just("r")], inner.clone()).prop_map(|(o, x)| format!("({o} val: {x})")),
+            (inner.clone(), inner.clone()).prop_map(|(x, y)| format!("([:v | v + {x}] value: {y})")),
+            inner.clone().prop_map(|x| format!("(GenP pick: {x})")),
+            (inner.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, x, y)| format!("(({c} < 10) ifTrue: [{x}] ifFalse: [{y}])")),
+            (1usize..4).prop_map(|k| format!("(arr at: {k})")),
+            prop_oneof![Just("a"), Just("b"), Just("i")].prop_map(|v| format!("({v} rem: 7)")),
+        ]
+    })
+}
+
+/// Block arguments are method temporaries in this compiler (a name may be declared once per
+/// method), so each block in a statement gets its own argument name.
+fn number_block_args(statement: String) -> String {
+    let mut out = String::new();
+    let mut rest = statement.as_str();
+    let mut k = 0;
+    while let Some(at) = rest.find("[:v | v + ") {
+        out.push_str(&rest[..at]);
+        out.push_str(&format!("[:v{k} | v{k} + "));
+        rest = &rest[at + "[:v | v + ".len()..];
+        k += 1;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A statement (ending with a period).
+pub fn statement() -> impl Strategy<Value = String> {
+    statement_text().prop_map(number_block_args)
+}
+
+fn statement_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        expr().prop_map(|e| format!("a <- {e}.")),
+        expr().prop_map(|e| format!("b <- {e}.")),
+        expr().prop_map(|e| format!("Transcript show: {e} printString.")),
+        (expr(), expr(), expr(), expr())
+            .prop_map(|(x, y, t, f)| format!("({x} < {y}) ifTrue: [a <- {t}] ifFalse: [b <- {f}].")),
+        (0usize..12).prop_map(|k| format!("i <- 0. [i < {k}] whileTrue: [a <- a + i. i <- i + 1].")),
+        (0usize..12, expr()).prop_map(|(k, e)| format!("1 to: {k} do: [:j | b <- b + j + {e}].")),
+        (1usize..4, expr()).prop_map(|(k, e)| format!("arr at: {k} put: {e}.")),
+        expr().prop_map(|e| format!("objs do: [:o | a <- a + (o val: {e})].")),
+        (0usize..4).prop_map(|k| format!("Transcript show: (GenP pick: {k}) printString.")),
+    ]
+}
+
+/// A whole program in file-in format. Each statement is its own method (the image's compiler
+/// cannot branch past byte 255 of a method, SMALLWORLD-VM.md §7.10); the state lives in
+/// instance variables.
+pub fn program() -> impl Strategy<Value = String> {
+    prop::collection::vec(statement(), 1..12).prop_map(|body| {
+        let steps: String =
+            body.iter().enumerate().map(|(k, st)| format!("METHOD GenP\nstep{k}\n  {st}\n!\n")).collect();
+        let calls: String = (0..body.len()).map(|k| format!("self step{k}. ")).collect();
+        format!(
+            "EVAL Class addNewClass: (Object subclass: 'GenP' variables: 'a b i p q r arr objs' classVariables: 'k')
+EVAL Class addNewClass: (GenP subclass: 'GenQ' variables: '' classVariables: '')
+EVAL Class addNewClass: (GenP subclass: 'GenR' variables: '' classVariables: '')
+METHOD GenP
+val: n
+  ^ n + 1
+!
+METHOD GenQ
+val: n
+  ^ (super val: n) * 2
+!
+METHOD GenR
+val: n
+  ^ n - 3
+!
+META GenP
+pick: n
+  #(1 2 3) do: [:e | e = n ifTrue: [^ e * 10]].
+  ^ n
+!
+METHOD GenP
+init
+  a <- 1. b <- 2. i <- 0.
+  p <- GenP new. q <- GenQ new. r <- GenR new.
+  arr <- Array new: 3. arr at: 1 put: 0. arr at: 2 put: 0. arr at: 3 put: 0.
+  objs <- Array new: 3. objs at: 1 put: p. objs at: 2 put: q. objs at: 3 put: r
+!
+{steps}METHOD GenP
+run
+  self init. {calls}
+  Transcript show: a printString.
+  Transcript show: b printString
+!
+EVAL GenP new run
+"
+        )
+    })
+}
