@@ -5,10 +5,17 @@ mod optimizer;
 
 use tracevm::heap::{Heap, Value};
 use tracevm::jit::ir::{Op, Ref, SnapId, Trace};
-use tracevm::jit::x64::{compile, BackendError, Constants};
+use tracevm::jit::x64::{compile, BackendError, CompiledTrace, Constants};
 
 /// Stand-ins for the true/false objects: comparisons answer these constants.
 const K: Constants = Constants { true_: Value::from_int(1), false_: Value::from_int(0) };
+
+/// Enters compiled code. Every test frame holds SmallInts or live objects of the test's own heap
+/// with the slots the trace reads, which is `CompiledTrace::run`'s contract.
+fn run(code: &CompiledTrace, frame: &mut [u64]) -> Result<SnapId, BackendError> {
+    // SAFETY: see above: the tests build each frame to satisfy the trace's assumptions.
+    unsafe { code.run(frame) }
+}
 
 fn int(i: i32) -> u64 {
     Value::from_int(i).raw()
@@ -31,7 +38,7 @@ fn binary(op: fn(Ref, Ref) -> Op) -> Trace {
 fn run2(t: &Trace, x: u64, y: u64) -> (u32, u64) {
     let code = compile(t, K).expect("compiles");
     let mut frame = [x, y, 0];
-    let exit = code.run(&mut frame).expect("runs");
+    let exit = run(&code, &mut frame).expect("runs");
     (exit.0, frame[2])
 }
 
@@ -82,7 +89,7 @@ fn guarded(guard: fn(Ref) -> Op) -> Trace {
 }
 
 fn run1(t: &Trace, x: u64) -> u32 {
-    compile(t, K).expect("compiles").run(&mut [x]).expect("runs").0
+    run(&compile(t, K).expect("compiles"), &mut [x]).expect("runs").0
 }
 
 fn heap_with_class() -> (Heap, Value, Value) {
@@ -139,7 +146,7 @@ fn loads_and_stores_reach_heap_objects() {
     t.push(Op::Exit, Some(done));
     let code = compile(&t, K).unwrap();
     let mut frame = [obj.raw(), 0, int(-3), 0];
-    assert_eq!(code.run(&mut frame).unwrap(), SnapId(0));
+    assert_eq!(run(&code, &mut frame).unwrap(), SnapId(0));
     assert_eq!(frame[1], int(11));
     assert_eq!(frame[3], int(3));
     assert_eq!(obj.slot(2), Value::from_int(-3));
@@ -151,7 +158,7 @@ fn loads_and_stores_reach_heap_objects() {
     let done = t.snapshot(vec![(1, len)]);
     t.push(Op::Exit, Some(done));
     let mut frame = [bytes.raw(), 0];
-    compile(&t, K).unwrap().run(&mut frame).unwrap();
+    run(&compile(&t, K).unwrap(), &mut frame).unwrap();
     assert_eq!(frame[1], int(5));
 }
 
@@ -181,7 +188,7 @@ fn a_loop_runs_to_its_exit_guard() {
     let code = compile(&sum_loop(), K).unwrap();
     for n in [0, 1, 10, 1000, 65535] {
         let mut frame = [int(n), int(1), int(0)];
-        assert_eq!(code.run(&mut frame).unwrap(), SnapId(0));
+        assert_eq!(run(&code, &mut frame).unwrap(), SnapId(0));
         let expect = (n as i64) * (n as i64 + 1) / 2;
         assert_eq!(frame[1], int(n + 1), "i after the loop, n = {n}");
         assert_eq!(frame[2], int(expect as i32), "sum, n = {n}");
@@ -195,7 +202,7 @@ fn an_overflow_inside_a_loop_exits_with_the_last_good_values() {
     // the values before that iteration's additions, so the interpreter redoes them (and builds
     // a LargePositive).
     let mut frame = [int(100_000), int(1), int(0)];
-    assert_eq!(code.run(&mut frame).unwrap(), SnapId(0));
+    assert_eq!(run(&code, &mut frame).unwrap(), SnapId(0));
     assert_eq!(frame[1], int(65536));
     assert_eq!(frame[2], int(2_147_450_880));
 }
@@ -217,7 +224,7 @@ fn phis_swap_in_parallel() {
     t.close_phi(a, b);
     t.close_phi(b, sum);
     let mut frame = [int(100), int(0), int(1)];
-    compile(&t, K).unwrap().run(&mut frame).unwrap();
+    run(&compile(&t, K).unwrap(), &mut frame).unwrap();
     assert_eq!((frame[1], frame[2]), (int(89), int(144)));
 }
 
@@ -228,7 +235,7 @@ fn bad_traces_and_small_frames_are_refused() {
     assert!(matches!(compile(&t, K), Err(BackendError::Ir(_))));
 
     let code = compile(&sum_loop(), K).unwrap();
-    assert!(matches!(code.run(&mut [0u64; 2]), Err(BackendError::FrameTooSmall { given: 2, needed: 3 })));
+    assert!(matches!(run(&code, &mut [0u64; 2]), Err(BackendError::FrameTooSmall { given: 2, needed: 3 })));
 }
 
 #[test]

@@ -52,7 +52,13 @@ pub struct CompiledTrace {
 impl CompiledTrace {
     /// Runs the trace on `frame` (at least the trace's `slots` words of Values) until it exits;
     /// answers the snapshot it left by, whose values are then in `frame`.
-    pub fn run(&self, frame: &mut [u64]) -> Result<SnapId, BackendError> {
+    ///
+    /// # Safety
+    /// The trace trusts its inputs as far as its guards do not check them: every frame word the
+    /// trace reads as an object (without a class guard first) must be a live heap object, and
+    /// every `LoadSlot`/`StoreSlot`/`LoadLen` must reach an object with the slots it names. The
+    /// recorder establishes this with guards; tests by construction.
+    pub unsafe fn run(&self, frame: &mut [u64]) -> Result<SnapId, BackendError> {
         if frame.len() < self.slots as usize {
             return Err(BackendError::FrameTooSmall { given: frame.len(), needed: self.slots as usize });
         }
