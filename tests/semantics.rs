@@ -458,3 +458,30 @@ fn gui_code_runs_headless() {
     assert_status(&out, 1);
     assert_contains(&out, "stderr", "deadlock");
 }
+
+/// `Object in: obj add: v` (primitive 32) grows an object by one slot in place: every reference
+/// to it — a temporary, another Array's slot, a class variable — sees the new slot, and identity
+/// is kept.
+#[test]
+fn in_add_grows_an_object_keeping_its_identity() {
+    let out = run_st(
+        "EVAL Class addNewClass: (Object subclass: 'Grow' variables: 'x' classVariables: 'kept')
+META Grow
+run | a holder |
+  a <- Array new: 2. a at: 1 put: 10. a at: 2 put: 20.
+  holder <- Array new: 1. holder at: 1 put: a.
+  kept <- a.
+  Object in: a add: 30.
+  Transcript show: a size printString.
+  Transcript show: (holder at: 1) size printString.
+  Transcript show: ((holder at: 1) == a) printString.
+  Transcript show: (kept == a) printString.
+  Transcript show: a printString
+!
+EVAL Grow run
+",
+        &[],
+    );
+    assert_status(&out, 0);
+    assert_stdout(&out, "3\n3\ntrue\ntrue\n#(10 20 30 )\n");
+}
