@@ -231,7 +231,7 @@ impl Heap {
         v
     }
 
-    /// A host object (File, Semaphore, GUI stand-in) whose aux word is `handle`.
+    /// A host object (File, Semaphore, GUI stand-in) whose handle word is `handle`.
     pub fn alloc_host(&mut self, class: Value, handle: u64) -> Value {
         let v = self.alloc_object(class, Kind::Host, 0);
         v.set_handle(handle);

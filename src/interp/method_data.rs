@@ -1,7 +1,8 @@
 //! Per-method execution data: the inline cache of every send site and the counts of every
 //! conditional branch (the data Sista's `sendAndBranchData` exposes, and the JIT's recorder reads).
 //!
-//! A method finds its data through the aux word of its header (index + 1; 0 = none yet). The data
+//! A method finds its data through `Vm::method_data_index` (a side table keyed by the method's
+//! address, with a direct-mapped cache in front; inline-cache entries carry the index too). The data
 //! is weak in its method: the collector drops it when the method dies. It never decides what a
 //! send does; `lookup` fills and flushes it.
 
