@@ -27,7 +27,7 @@ pub struct SendSite {
     /// The argument Array this site sends was built by the MarkArguments just before it (or by
     /// the send itself), so the callee's context may free it on return.
     pub fresh_args: bool,
-    pub entries: smallvec_lite::Entries,
+    pub entries: SiteEntries,
     pub megamorphic: bool,
     /// Sends executed at this site (all states).
     pub sends: u64,
@@ -280,49 +280,45 @@ pub struct MethodData {
     pub temp_size: Option<i32>,
 }
 
-/// A tiny fixed-capacity vector for cache entries (kept inline: a site is read on every send).
-pub mod smallvec_lite {
-    use super::{SiteEntry, POLY_LIMIT};
-    use crate::heap::Value;
+/// The entries of one inline cache: at most `POLY_LIMIT`, kept inline (a site is read on every
+/// send).
+#[derive(Clone, Copy, Debug)]
+pub struct SiteEntries {
+    len: u8,
+    items: [SiteEntry; POLY_LIMIT],
+}
 
-    #[derive(Clone, Copy, Debug)]
-    pub struct Entries {
-        len: u8,
-        items: [SiteEntry; POLY_LIMIT],
+impl Default for SiteEntries {
+    fn default() -> Self {
+        let empty = SiteEntry { class: Value::from_int(0), method: Value::from_int(0), count: 0, data: 0 };
+        SiteEntries { len: 0, items: [empty; POLY_LIMIT] }
     }
+}
 
-    impl Default for Entries {
-        fn default() -> Self {
-            let empty = SiteEntry { class: Value::from_int(0), method: Value::from_int(0), count: 0, data: 0 };
-            Entries { len: 0, items: [empty; POLY_LIMIT] }
-        }
+impl SiteEntries {
+    pub fn as_slice(&self) -> &[SiteEntry] {
+        &self.items[..self.len as usize]
     }
-
-    impl Entries {
-        pub fn as_slice(&self) -> &[SiteEntry] {
-            &self.items[..self.len as usize]
+    pub fn as_mut_slice(&mut self) -> &mut [SiteEntry] {
+        &mut self.items[..self.len as usize]
+    }
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Adds an entry; false when full.
+    pub fn push(&mut self, e: SiteEntry) -> bool {
+        if self.len() == POLY_LIMIT {
+            return false;
         }
-        pub fn as_mut_slice(&mut self) -> &mut [SiteEntry] {
-            &mut self.items[..self.len as usize]
-        }
-        pub fn len(&self) -> usize {
-            self.len as usize
-        }
-        pub fn is_empty(&self) -> bool {
-            self.len == 0
-        }
-        /// Adds an entry; false when full.
-        pub fn push(&mut self, e: SiteEntry) -> bool {
-            if self.len() == POLY_LIMIT {
-                return false;
-            }
-            self.items[self.len as usize] = e;
-            self.len += 1;
-            true
-        }
-        pub fn clear(&mut self) {
-            self.len = 0;
-        }
+        self.items[self.len as usize] = e;
+        self.len += 1;
+        true
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 }
 

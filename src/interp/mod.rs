@@ -10,7 +10,7 @@ pub mod lookup;
 mod method_data;
 mod process;
 
-pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntry, POLY_LIMIT};
+pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntries, SiteEntry, POLY_LIMIT};
 pub use process::{Process, Scheduler};
 
 use crate::heap::{Heap, Kind, Value};
