@@ -169,13 +169,15 @@ fn run_programs(vm: &mut Vm, programs: &[(String, Vec<u8>)], eval: Option<&str>)
 fn print_stats(vm: &Vm) {
     let c = &vm.counters;
     eprintln!("tracevm stats:");
-    eprintln!("  sends              {}", c.sends);
-    eprintln!("  inline-cache misses {}", c.ic_misses);
-    eprintln!("  cache flushes      {}", c.cache_flushes);
-    eprintln!("  collections        {} ({:.1} ms)", c.gc_count, c.gc_time_ns as f64 / 1e6);
-    eprintln!("  heap reserved      {} KiB", vm.heap.reserved_bytes() / 1024);
-    eprintln!("  words allocated    {}", vm.heap.total_allocated_words());
-    eprintln!("  elapsed            {:.3} s", vm.started.elapsed().as_secs_f64());
+    eprintln!("  sends                {}", c.sends);
+    eprintln!("    without a context  {}", c.quick_sends);
+    eprintln!("  inline-cache misses  {}", c.ic_misses);
+    eprintln!("  cache flushes        {}", c.cache_flushes);
+    eprintln!("  contexts recycled    {}", c.recycled_contexts);
+    eprintln!("  collections          {} ({:.1} ms)", c.gc_count, c.gc_time_ns as f64 / 1e6);
+    eprintln!("  heap reserved        {} KiB", vm.heap.reserved_bytes() / 1024);
+    eprintln!("  words allocated      {}", vm.heap.total_allocated_words());
+    eprintln!("  elapsed              {:.3} s", vm.started.elapsed().as_secs_f64());
 }
 
 /// The binary's entry point; answers the exit status.

@@ -385,6 +385,7 @@ impl Vm {
                 self.save_regs();
                 let sender = self.regs.ctx;
                 self.enter_block(block, &vals[..n - 1], sender)?;
+                self.counters.quick_sends += 1;
                 return Ok(true);
             }
             Quick::Forward { args: list, selector, site } => {
@@ -418,6 +419,7 @@ impl Vm {
             },
         };
         self.push(result);
+        self.counters.quick_sends += 1;
         Ok(true)
     }
 
@@ -543,6 +545,7 @@ impl Vm {
             }
         }
         self.heap.free(c);
+        self.counters.recycled_contexts += 1;
     }
 
     /// Returns `value` to `target` (a context, or nil to end the current run).

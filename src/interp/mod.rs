@@ -105,8 +105,11 @@ pub const DEFAULT_MAX_HEAP_MIB: usize = 4096;
 /// Counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Counters {
-    pub bytecodes: u64,
     pub sends: u64,
+    /// Sends answered by a quick method without a context (see `Quick`).
+    pub quick_sends: u64,
+    /// Contexts freed at their return because they never escaped.
+    pub recycled_contexts: u64,
     pub ic_misses: u64,
     pub cache_flushes: u64,
     pub gc_count: u64,
