@@ -158,7 +158,7 @@ pub fn gui(vm: &mut Vm, p: u8, args: &[Value]) -> Result<Value, Fault> {
     let nil = vm.k.nil;
     let first = args.first().copied().unwrap_or(nil);
     let handle = |vm: &mut Vm| -> Result<Value, Fault> {
-        let c = class_arg(vm, args, 0, p)?;
+        let c = class_arg(args, 0, p)?;
         Ok(vm.heap.alloc_host(c, GUI_TAG))
     };
     match p {
@@ -166,7 +166,7 @@ pub fn gui(vm: &mut Vm, p: u8, args: &[Value]) -> Result<Value, Fault> {
         61 => Ok(args.get(1).copied().unwrap_or(nil)),
         62..=66 | 79 | 84 | 91 => Ok(first),
         80 | 81 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             Ok(vm.heap.alloc_bytes(c, 0))
         }
         82 | 89 => Ok(args.get(1).copied().unwrap_or(nil)),

@@ -86,12 +86,11 @@ fn size(args: &[Value], i: usize, p: u8) -> Result<usize, Fault> {
     Ok(n as usize)
 }
 
-fn class_arg(vm: &Vm, args: &[Value], i: usize, p: u8) -> Result<Value, Fault> {
+fn class_arg(args: &[Value], i: usize, p: u8) -> Result<Value, Fault> {
     let c = arg(args, i, p)?;
     if c.is_ptr() && c.kind() == Kind::Pointers && c.len() > crate::interp::class::SIZE {
         Ok(c)
     } else {
-        let _ = vm;
         fail(format!("primitive {p}: argument {} is not a class", i + 1))
     }
 }
@@ -127,7 +126,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             Ok(obj)
         }
         7 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let n = size(args, 1, p)?;
             Ok(vm.heap.alloc_pointers(c, n, nil))
         }
@@ -153,7 +152,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
         15 => Ok(small_int_result(vm, Some(int(args, 0, p)? as i64 * int(args, 1, p)? as i64))),
         16 => Ok(small_int_result(vm, Some(int(args, 0, p)? as i64 - int(args, 1, p)? as i64))),
         17 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let i = int(args, 1, p)?;
             Ok(vm.heap.alloc_bytes_from(c, i.to_string().as_bytes()))
         }
@@ -163,7 +162,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             Ok(v)
         }
         20 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let n = size(args, 1, p)?;
             Ok(vm.heap.alloc_bytes(c, n))
         }
@@ -184,7 +183,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
         }
         23 => {
             let obj = arg(args, 0, p)?;
-            let c = class_arg(vm, args, 1, p)?;
+            let c = class_arg(args, 1, p)?;
             if obj.is_ptr() && obj.kind() == Kind::Bytes {
                 let data = obj.bytes().to_vec();
                 Ok(vm.heap.alloc_bytes_from(c, &data))
@@ -244,7 +243,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             Ok(vm.heap.alloc_with_slots(c, args))
         }
         41 | 42 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let name = bytes(args, 1, p)?;
             let path = String::from_utf8_lossy(name.bytes()).into_owned();
             let h = vm.host.open_file(&path, p == 41).map_err(Fault)?;
@@ -257,7 +256,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             Ok(nil)
         }
         44 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let f = arg(args, 1, p)?;
             match vm.host.read_line(f).map_err(Fault)? {
                 Some(line) => Ok(vm.heap.alloc_bytes_from(c, &line)),
@@ -265,12 +264,12 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             }
         }
         50 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let i = int(args, 1, p)?;
             Ok(vm.heap.alloc_float(c, i as f64))
         }
         51..=54 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let (pf, qf) = (float(args, 1, p)?, float(args, 2, p)?);
             let r = match p {
                 51 => qf + pf,
@@ -284,17 +283,17 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
         56 => Ok(vm.bool(float(args, 1, p)? == float(args, 0, p)?)),
         57 => Ok(Value::from_int(float(args, 0, p)? as i32)),
         58 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let r = vm.host.random();
             Ok(vm.heap.alloc_float(c, r))
         }
         59 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let f = float(args, 1, p)?;
             Ok(vm.heap.alloc_bytes_from(c, float_format::java_double_to_string(f).as_bytes()))
         }
         100 => {
-            let c = class_arg(vm, args, 0, p)?;
+            let c = class_arg(args, 0, p)?;
             let h = vm.sched.semaphores.len();
             vm.sched.semaphores.push(Default::default());
             Ok(vm.heap.alloc_host(c, host::SEMAPHORE_TAG | h as u64))
