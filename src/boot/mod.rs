@@ -52,7 +52,13 @@ impl RunError {
 
 /// Boots a VM from image bytes and files in the headless prelude.
 pub fn boot(image: &[u8]) -> Result<Vm, BootError> {
+    boot_with(image, crate::jit::JitOptions::default())
+}
+
+/// `boot` with the JIT configured before the prelude runs.
+pub fn boot_with(image: &[u8], jit: crate::jit::JitOptions) -> Result<Vm, BootError> {
     let mut vm = Vm::from_image_bytes(image)?;
+    vm.jit.options = jit;
     file_in(&mut vm, PRELUDE.as_bytes(), "images/headless.st").map_err(|e| BootError::Prelude(e.to_string()))?;
     Ok(vm)
 }

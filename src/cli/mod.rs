@@ -16,9 +16,14 @@ pub const BASE_IMAGE: &str = "SmallWorld-2015.image";
 #[derive(Parser, Debug)]
 #[command(name = "tracevm", version, about = "A virtual machine for SmallWorld 2015 (Little Smalltalk) images")]
 pub struct Cli {
-    /// Print VM statistics (sends, inline-cache misses, collections, heap) to stderr at exit.
+    /// Print VM statistics (sends, inline-cache misses, collections, heap; traces compiled,
+    /// recording aborts by reason, trace entries and exits, JIT time) to stderr at exit.
     #[arg(long, global = true)]
     pub stats: bool,
+    /// Describe every trace (start, bytecodes recorded, IR before and after optimisation with its
+    /// snapshots, machine code) and every aborted recording, to stderr or to FILE.
+    #[arg(long, global = true, value_name = "FILE", num_args = 0..=1, default_missing_value = "-", require_equals = true)]
+    pub dump_traces: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +47,16 @@ pub struct RunArgs {
     /// allocation otherwise grows until the machine runs out of memory).
     #[arg(long, value_name = "MIB", default_value_t = crate::interp::DEFAULT_MAX_HEAP_MIB)]
     pub max_heap: usize,
+    /// Interpreter only: never record or run traces.
+    #[arg(long)]
+    pub no_jit: bool,
+    /// Back edges of a loop before it is recorded as a trace.
+    #[arg(long, value_name = "N", default_value_t = crate::jit::DEFAULT_THRESHOLD, value_parser = clap::value_parser!(u32).range(1..))]
+    pub jit_threshold: u32,
+    /// Debugging: every guard of every trace fails the first time it runs, so every
+    /// deoptimisation path runs at least once (also TRACEVM_JIT_FORCE_EXITS=1).
+    #[arg(long)]
+    pub jit_force_exits: bool,
     /// Evaluate EXPR (after filing in any FILEs) and print the printString of its result.
     #[arg(short = 'e', long = "eval", value_name = "EXPR", allow_hyphen_values = true)]
     pub eval: Option<String>,
@@ -98,7 +113,7 @@ fn report(vm_err: &mut dyn Write, e: &RunError) -> i32 {
 }
 
 /// Runs the `run` subcommand; answers the exit status.
-pub fn run(args: &RunArgs, stats: bool) -> i32 {
+pub fn run(args: &RunArgs, stats: bool, dump: Option<&PathBuf>) -> i32 {
     let mut stderr = std::io::stderr();
     let image_path = match resolve_image(args.image.as_ref()) {
         Ok(p) => p,
@@ -125,7 +140,32 @@ pub fn run(args: &RunArgs, stats: bool) -> i32 {
             }
         }
     }
-    let mut vm = match boot::boot(&data) {
+    let force_env = std::env::var("TRACEVM_JIT_FORCE_EXITS").is_ok_and(|v| !v.is_empty() && v != "0");
+    let jit = crate::jit::JitOptions {
+        enabled: !args.no_jit,
+        threshold: args.jit_threshold,
+        force_exits: args.jit_force_exits || force_env,
+    };
+    // Opened before anything runs; refuses to write over one of the inputs.
+    let dump_sink: Option<Box<dyn Write>> = match dump {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stderr())),
+        Some(p) => {
+            let clobbers = |q: &PathBuf| q.canonicalize().ok().is_some_and(|q| p.canonicalize().ok() == Some(q));
+            if clobbers(&image_path) || args.files.iter().any(clobbers) {
+                let _ = writeln!(stderr, "tracevm: --dump-traces would overwrite an input: {}", p.display());
+                return 1;
+            }
+            match std::fs::File::create(p) {
+                Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
+                Err(e) => {
+                    let _ = writeln!(stderr, "tracevm: cannot write {}: {e}", p.display());
+                    return 1;
+                }
+            }
+        }
+    };
+    let mut vm = match boot::boot_with(&data, jit) {
         Ok(vm) => vm,
         Err(e) => {
             let _ = writeln!(stderr, "tracevm: bad image {}: {e}", image_path.display());
@@ -133,11 +173,15 @@ pub fn run(args: &RunArgs, stats: bool) -> i32 {
         }
     };
     vm.out = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
+    vm.jit.dump = dump_sink;
     vm.save_target.path = args.save_image.clone();
     vm.max_heap_bytes = args.max_heap.saturating_mul(1 << 20);
     vm.save_target.boot_image = Some(image_path.clone());
     let status = run_programs(&mut vm, &programs, args.eval.as_deref());
     let _ = vm.out.flush();
+    if let Some(d) = vm.jit.dump.as_mut() {
+        let _ = d.flush();
+    }
     if stats {
         print_stats(&vm);
     }
@@ -178,6 +222,11 @@ fn print_stats(vm: &Vm) {
     eprintln!("  heap reserved        {} KiB", vm.heap.reserved_bytes() / 1024);
     eprintln!("  words allocated      {}", vm.heap.total_allocated_words());
     eprintln!("  elapsed              {:.3} s", vm.started.elapsed().as_secs_f64());
+    if vm.jit.options.enabled {
+        eprint!("{}", vm.jit.report());
+    } else {
+        eprintln!("jit: off (--no-jit)");
+    }
 }
 
 /// The binary's entry point; answers the exit status.
@@ -193,7 +242,7 @@ pub fn main() -> i32 {
                 eprintln!("tracevm: nothing to run: give FILE.st arguments or -e EXPR");
                 return 2;
             }
-            run(args, cli.stats)
+            run(args, cli.stats, cli.dump_traces.as_ref())
         }
     }
 }

@@ -15,7 +15,8 @@ mod object;
 mod value;
 
 pub use object::{
-    body_words, Kind, Slots, BODY_OFFSET, CLASS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET, MIN_CELL_WORDS,
+    body_words, Kind, Slots, BODY_OFFSET, CLASS_OFFSET, FLAGS_OFFSET, HEADER_WORDS, KIND_OFFSET, LEN_OFFSET,
+    MIN_CELL_WORDS,
 };
 pub use value::Value;
 

@@ -23,6 +23,8 @@ pub const CLASS_OFFSET: i32 = 0;
 pub const LEN_OFFSET: i32 = 8;
 /// Byte offset of the kind byte.
 pub const KIND_OFFSET: i32 = 12;
+/// Byte offset of the flags byte (lookup watch bits, context recycling bits).
+pub const FLAGS_OFFSET: i32 = 14;
 /// Byte offset of the first slot / byte / float payload.
 pub const BODY_OFFSET: i32 = 16;
 /// Header size in words.

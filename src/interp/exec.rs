@@ -17,9 +17,9 @@ use crate::primitives::{self, Fault};
 /// Context header flag: created by a send or a block entry and not (yet) visible to Smalltalk, so
 /// its return may free it and its private arrays at once (`recycle`). Cleared when the context
 /// escapes: a block captures it, `Context current` answers it, or a context above it escapes.
-const RECYCLABLE: u8 = 4;
+pub(crate) const RECYCLABLE: u8 = 4;
 /// Context header flag: its arguments Array was built for this send alone.
-const OWNS_ARGS: u8 = 8;
+pub(crate) const OWNS_ARGS: u8 = 8;
 
 /// Selector strings the VM sends itself.
 pub(crate) struct VmSelectors {
@@ -97,6 +97,8 @@ type Step = Result<(), Interrupt>;
 /// A reason to leave the dispatch loop.
 /// Kept to two words (errors boxed) so that `Step` stays in registers on the hot path.
 enum Interrupt {
+    /// Recording started or ended: continue in the other dispatch loop.
+    Switch,
     Exit(Exit),
     Error(Box<VmError>),
     Fault(Box<str>),
@@ -131,6 +133,21 @@ fn is_array(v: Value) -> bool {
 
 impl Vm {
     // ----- registers and contexts -------------------------------------------------------------
+
+    /// `save_regs` for entering compiled code.
+    pub(crate) fn save_regs_for_jit(&mut self) {
+        self.save_regs();
+    }
+
+    /// Makes a context that deoptimisation has just built or updated the active one.
+    pub(crate) fn load_context_after_exit(&mut self, c: Value) {
+        if let Err(e) = self.load_context(c) {
+            // Deoptimisation builds well-formed contexts; this would be a JIT bug. Keep the VM
+            // running on the root context rather than crash.
+            let _ = e;
+            tracing::error!(target: "tracevm::jit", "deoptimised context did not load");
+        }
+    }
 
     /// Writes ip and sp back into the active context.
     #[inline(always)]
@@ -519,7 +536,7 @@ impl Vm {
     }
 
     /// Marks `c` and every context below it as escaped (no longer recyclable).
-    fn mark_escaped(&mut self, mut c: Value) {
+    pub(crate) fn mark_escaped(&mut self, mut c: Value) {
         while c.is_ptr() && c.flags() & RECYCLABLE != 0 {
             c.set_flags(c.flags() & !(RECYCLABLE | OWNS_ARGS));
             c = c.slot(ctx::PREVIOUS);
@@ -794,12 +811,17 @@ impl Vm {
     /// Runs the current process until it finishes or blocks.
     fn interpret(&mut self) -> Result<Exit, VmError> {
         loop {
-            match self.dispatch() {
+            let step = if self.jit.recording() { self.dispatch::<true>() } else { self.dispatch::<false>() };
+            if !matches!(step, Err(Interrupt::Switch)) && self.jit.recording() {
+                self.abort_recording("the run was interrupted (error, process switch or end)");
+            }
+            match step {
                 Ok(()) => unreachable!("dispatch only returns by interrupt"),
+                Err(Interrupt::Switch) => continue,
                 Err(Interrupt::Exit(e)) => return Ok(e),
                 Err(Interrupt::Error(e)) => return Err(*e),
                 Err(Interrupt::Fault(msg)) => match self.raise_fault(msg.into_string()) {
-                    Ok(()) => continue,
+                    Ok(()) | Err(Interrupt::Switch) => continue,
                     Err(Interrupt::Error(e)) => return Err(*e),
                     Err(Interrupt::Fault(m)) => return Err(VmError::Fatal(m.into_string())),
                     Err(Interrupt::Exit(e)) => return Ok(e),
@@ -1000,9 +1022,22 @@ impl Vm {
         let t = self.fetch()? as usize;
         if t < self.regs.ip {
             self.safepoint()?;
+            self.regs.ip = t;
+            if self.jit.options.enabled {
+                return self.back_edge(t);
+            }
+            return Ok(());
         }
         self.regs.ip = t;
         Ok(())
+    }
+
+    /// A loop's back edge with the JIT on (see `Vm::loop_edge`).
+    fn back_edge(&mut self, header: usize) -> Step {
+        match self.loop_edge(header) {
+            crate::jit::Edge::Continue => Ok(()),
+            crate::jit::Edge::Record => Err(Interrupt::Switch),
+        }
     }
 
     /// 15.7 (branch if true) and 15.8 (branch if false).
@@ -1081,8 +1116,12 @@ impl Vm {
 
     /// Executes bytecodes until something interrupts. The common one-byte instructions are
     /// dispatched straight from the byte (one jump table); everything else goes through `step`.
-    fn dispatch(&mut self) -> Step {
+    /// `RECORD`: the recorder observes every bytecode before it runs (see `jit::recorder`).
+    fn dispatch<const RECORD: bool>(&mut self) -> Step {
         loop {
+            if RECORD && self.record_step() {
+                return Err(Interrupt::Switch);
+            }
             let start = self.regs.ip;
             let Some(&b) = self.regs.code.get(start) else {
                 return fault("execution ran past the end of the method");
@@ -1123,6 +1162,7 @@ impl Vm {
     /// then any processes it forked, and answers the method's result.
     pub fn run_method(&mut self, method: Value, args: Value) -> Result<Value, VmError> {
         self.reporting_fault = false;
+        self.abort_recording("a nested run from the host");
         let nil = self.k.nil;
         let array = self.k.array;
         let (Some(_declared_stack), Some(ts)) = (

@@ -20,6 +20,8 @@ pub const WATCH_ALL: u8 = 2;
 pub const WATCH_METHOD: u8 = 16;
 
 /// Entries of the direct-mapped cache in front of `Vm::method_index`.
+/// Every watch bit: a store into an object with any of them may change what a lookup answers.
+pub const WATCH_MASK: u8 = WATCH_CLASS | WATCH_ALL | WATCH_METHOD;
 pub const METHOD_INDEX_CACHE: usize = 512;
 
 /// A multiplicative hash for pairs of object addresses (std's SipHash is needlessly slow here).
@@ -169,6 +171,7 @@ impl Vm {
 
     /// Flushes the global cache and every inline cache.
     pub fn flush_caches(&mut self) {
+        self.invalidate_traces();
         self.cache.clear();
         for d in &mut self.method_data {
             d.flush_sends();

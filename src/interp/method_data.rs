@@ -278,6 +278,8 @@ pub struct MethodData {
     /// `Vm::refresh_method_data`).
     pub code: Value,
     pub temp_size: Option<i32>,
+    /// Loop headers in this method that the JIT counts (back edges, traces).
+    pub loops: Vec<crate::jit::LoopSlot>,
 }
 
 /// The entries of one inline cache: at most `POLY_LIMIT`, kept inline (a site is read on every
@@ -335,6 +337,7 @@ impl MethodData {
             max_stack: 1,
             code: Value::from_int(0),
             temp_size: None,
+            loops: Vec::new(),
         }
     }
 

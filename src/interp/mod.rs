@@ -10,6 +10,8 @@ pub mod lookup;
 mod method_data;
 mod process;
 
+pub(crate) use exec::{OWNS_ARGS, RECYCLABLE};
+pub use lookup::WATCH_MASK;
 pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntries, SiteEntry, POLY_LIMIT};
 pub use process::{Process, Scheduler};
 
@@ -173,6 +175,8 @@ pub struct Vm {
     pub plain: bool,
     /// Set while a host fault is being reported, so a fault inside the report is fatal, not a loop.
     pub(crate) reporting_fault: bool,
+    /// The trace JIT (options, traces, the recording in progress).
+    pub jit: crate::jit::Jit,
 }
 
 #[derive(Debug, Error)]
@@ -262,6 +266,7 @@ impl Vm {
             max_heap_bytes: DEFAULT_MAX_HEAP_MIB << 20,
             plain: false,
             reporting_fault: false,
+            jit: crate::jit::Jit::default(),
         };
         vm.selectors = exec::VmSelectors::new(&mut vm);
         Ok(vm)
@@ -345,6 +350,10 @@ impl Vm {
             gc.mark(v);
         }
         gc.mark(self.regs.ctx);
+        self.jit.mark(&mut gc);
+        if self.jit.recording() {
+            self.jit.abort_pending = Some("garbage collection during recording");
+        }
         self.selectors.mark(&mut gc);
         self.sched.mark(&mut gc);
         self.host.mark(&mut gc);

@@ -1,10 +1,516 @@
-//! The trace-recording JIT (DESIGN.md): trace IR, optimizer, x86-64 backend, deoptimisation.
+//! The trace-recording JIT (DESIGN.md): hot-loop detection, recording, optimisation, x86-64
+//! code, entering traces and deoptimising out of them.
 //!
-//! Status: the IR (`ir`), the optimizer (`opt`) and the backend (`x64`, with `asm-tests/`) exist;
-//! the recorder and deoptimisation into interpreter contexts come next (issue "The trace-recording
-//! JIT"). Nothing here is wired into the interpreter yet, so the VM's behaviour does not depend
-//! on it. Must never be entered with a trace that has not passed `ir::Trace::verify`.
+//! Owns the JIT's state in the VM (`Jit`: options, compiled traces, the recording in progress,
+//! statistics) and the decisions the interpreter delegates at a loop's back edge (`Vm::loop_edge`):
+//! count, record, or enter a trace. Must never enter a trace whose assumptions may have changed:
+//! every lookup-affecting store flushes the caches, and that drops every trace
+//! (`Vm::invalidate_traces`).
 
+pub mod deopt;
 pub mod ir;
 pub mod opt;
+pub mod recorder;
 pub mod x64;
+
+use crate::heap::{Collection, Value};
+use crate::interp::Vm;
+use deopt::ExitState;
+use ir::{Booleans, Op, Trace};
+use recorder::{method_name, Recorder, Recording, Step};
+use smallvec::SmallVec;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+/// Default `--jit-threshold`: back edges of one loop before it is recorded (LuaJIT uses 56).
+pub const DEFAULT_THRESHOLD: u32 = 50;
+/// Each aborted recording of a loop doubles the back edges before the next attempt, up to
+/// 2^MAX_BACKOFF times the threshold: a loop that cannot be traced costs one recorded iteration
+/// per `threshold << MAX_BACKOFF` iterations (about 0.1% of its time).
+pub const MAX_BACKOFF: u8 = 10;
+/// Traces kept for one loop header (one per entry key, e.g. per block run by `to:do:`).
+pub const MAX_TRACES_PER_LOOP: usize = 8;
+/// A trace entered this often that has completed fewer iterations than entries is retired
+/// (it no longer fits what the loop does, e.g. its sum became a LargePositive).
+pub const RETIRE_AFTER_ENTRIES: u64 = 64;
+
+#[derive(Clone, Copy, Debug)]
+pub struct JitOptions {
+    pub enabled: bool,
+    pub threshold: u32,
+    pub force_exits: bool,
+}
+
+impl Default for JitOptions {
+    fn default() -> Self {
+        JitOptions { enabled: true, threshold: DEFAULT_THRESHOLD, force_exits: false }
+    }
+}
+
+/// Per loop header (kept in the method's `MethodData`): its counter and its traces.
+#[derive(Clone, Debug, Default)]
+pub struct LoopSlot {
+    pub ip: u32,
+    pub counter: u32,
+    pub aborts: u8,
+    /// (entry key, trace id): see `Vm::entry_key`.
+    pub traces: SmallVec<[(u64, u32); 2]>,
+}
+
+/// A compiled trace and what the VM needs to enter and leave it.
+pub struct TraceEntry {
+    pub id: u32,
+    pub start: String,
+    pub code: Option<x64::CompiledTrace>,
+    pub exits: Vec<ExitState>,
+    pub need_args: usize,
+    pub need_temps: usize,
+    /// Objects the trace embeds: the collector keeps them alive.
+    pub constants: Vec<Value>,
+    pub exit_counts: Vec<u64>,
+    pub entries: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JitStats {
+    pub traces_compiled: u64,
+    pub aborts: BTreeMap<String, u64>,
+    pub invalidations: u64,
+    pub record_ns: u64,
+    pub optimize_ns: u64,
+    pub assemble_ns: u64,
+    pub trace_entries: u64,
+    pub exits: u64,
+}
+
+/// The JIT's state in the VM.
+pub struct Jit {
+    pub options: JitOptions,
+    pub traces: Vec<TraceEntry>,
+    pub(crate) recorder: Option<Box<Recorder>>,
+    recording_since: Option<Instant>,
+    /// The interpreter's `plain` setting while a recording runs (recording forces plain).
+    saved_plain: bool,
+    /// Set by a collection during recording: the recording is abandoned at the next bytecode.
+    pub(crate) abort_pending: Option<&'static str>,
+    pub stats: JitStats,
+    /// `--dump-traces`: where each trace (and each abort) is described.
+    pub dump: Option<Box<dyn Write>>,
+    buffer: Vec<u64>,
+}
+
+impl Default for Jit {
+    fn default() -> Self {
+        Jit {
+            options: JitOptions::default(),
+            traces: Vec::new(),
+            recorder: None,
+            recording_since: None,
+            saved_plain: false,
+            abort_pending: None,
+            stats: JitStats::default(),
+            dump: None,
+            buffer: Vec::new(),
+        }
+    }
+}
+
+impl Jit {
+    pub fn recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// Marks every object a live trace embeds.
+    pub(crate) fn mark(&self, gc: &mut Collection<'_>) {
+        for t in self.traces.iter().filter(|t| t.code.is_some()) {
+            for &c in &t.constants {
+                gc.mark(c);
+            }
+        }
+    }
+
+    /// Statistics as text, for `--stats`.
+    pub fn report(&self) -> String {
+        let s = &self.stats;
+        let mut out = format!(
+            "jit: {} traces compiled, {} invalidated; {} trace entries, {} exits\n\
+             jit: time recording {:.1} ms, optimising {:.1} ms, assembling {:.1} ms\n",
+            s.traces_compiled,
+            s.invalidations,
+            s.trace_entries,
+            s.exits,
+            s.record_ns as f64 / 1e6,
+            s.optimize_ns as f64 / 1e6,
+            s.assemble_ns as f64 / 1e6
+        );
+        for (why, n) in &s.aborts {
+            out.push_str(&format!("jit: {n} aborted: {why}\n"));
+        }
+        for t in &self.traces {
+            let exits: u64 = t.exit_counts.iter().sum();
+            let iterations = t.code.as_ref().map(|c| c.iterations()).unwrap_or(0);
+            out.push_str(&format!(
+                "jit: trace {} {}: {} entries, {} iterations, {} exits{}\n",
+                t.id,
+                t.start,
+                t.entries,
+                iterations,
+                exits,
+                if t.code.is_none() { " (invalidated)" } else { "" }
+            ));
+        }
+        out
+    }
+}
+
+/// What the interpreter does after a back edge.
+pub(crate) enum Edge {
+    Continue,
+    /// Switch to the recording dispatch loop.
+    Record,
+}
+
+impl Vm {
+    /// A backward jump has just set ip to `header`: count, enter a trace, or start recording.
+    pub(crate) fn loop_edge(&mut self, header: usize) -> Edge {
+        if self.jit.recorder.is_some() || self.budget.is_some() {
+            return Edge::Continue;
+        }
+        let data = self.regs.data;
+        let key = self.entry_key();
+        let loops = &mut self.method_data[data].loops;
+        let at = match loops.iter().position(|l| l.ip == header as u32) {
+            Some(i) => i,
+            None => {
+                loops.push(LoopSlot { ip: header as u32, ..LoopSlot::default() });
+                loops.len() - 1
+            }
+        };
+        let slot = &mut loops[at];
+        if let Some(&(_, tid)) = slot.traces.iter().find(|t| t.0 == key) {
+            if self.enter_trace(tid).is_some() {
+                return Edge::Continue;
+            }
+        }
+        let slot = &mut self.method_data[data].loops[at];
+        slot.counter += 1;
+        let needed = self.jit.options.threshold.saturating_mul(1 << slot.aborts.min(MAX_BACKOFF));
+        if slot.counter < needed || slot.traces.len() >= MAX_TRACES_PER_LOOP {
+            return Edge::Continue;
+        }
+        slot.counter = 0;
+        match Recorder::start(self, self.jit.dump.is_some()) {
+            Ok(mut rec) => {
+                rec.key = key;
+                self.jit.recorder = Some(Box::new(rec));
+                self.jit.recording_since = Some(Instant::now());
+                self.jit.saved_plain = self.plain;
+                self.jit.abort_pending = None;
+                // Every send a real activation, so that every bytecode passes `observe`.
+                self.plain = true;
+                Edge::Record
+            }
+            Err(why) => {
+                let method = self.regs.method;
+                self.note_abort(method, header, &why);
+                Edge::Continue
+            }
+        }
+    }
+
+    /// What distinguishes runs of one loop header that want different traces: the blocks the
+    /// active context was given (their method and body; `to:do:`, `do:` and friends run one
+    /// header for many blocks) and the classes of its other arguments.
+    fn entry_key(&self) -> u64 {
+        let args = self.regs.args;
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| {
+            h ^= x;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        };
+        for i in 0..args.len().min(8) {
+            let v = args.get(i).unwrap_or(self.k.nil);
+            let cls = self.class_of(v);
+            mix(cls.raw());
+            if cls == self.k.block && v.len() >= crate::interp::ctx::BLOCK_SIZE {
+                mix(v.slot(crate::interp::ctx::METHOD).raw());
+                mix(v.slot(crate::interp::ctx::OLD_BYTE_POINTER).raw());
+            }
+        }
+        h
+    }
+
+    /// Called before each bytecode while recording. True when recording has ended (the trace is
+    /// installed or abandoned) and the plain dispatch loop should take over.
+    pub(crate) fn record_step(&mut self) -> bool {
+        let Some(mut rec) = self.jit.recorder.take() else { return true };
+        let outcome = match self.jit.abort_pending.take() {
+            Some(why) => Err(why.to_string()),
+            None => rec.observe(self),
+        };
+        match outcome {
+            Ok(Step::Continue) => {
+                self.jit.recorder = Some(rec);
+                false
+            }
+            Ok(Step::Closed) => {
+                self.end_recording();
+                self.install(rec.finish());
+                true
+            }
+            Err(why) => {
+                self.end_recording();
+                self.note_abort(rec.start.method, rec.start.header, &why);
+                true
+            }
+        }
+    }
+
+    /// Abandons a recording in progress (an error, a process switch, a nested run).
+    pub(crate) fn abort_recording(&mut self, why: &str) {
+        if let Some(rec) = self.jit.recorder.take() {
+            self.end_recording();
+            self.note_abort(rec.start.method, rec.start.header, why);
+        }
+    }
+
+    fn end_recording(&mut self) {
+        self.plain = self.jit.saved_plain;
+        if let Some(t0) = self.jit.recording_since.take() {
+            self.jit.stats.record_ns += t0.elapsed().as_nanos() as u64;
+        }
+    }
+
+    fn note_abort(&mut self, method: Value, header: usize, why: &str) {
+        *self.jit.stats.aborts.entry(why.to_string()).or_default() += 1;
+        tracing::debug!(target: "tracevm::jit", "abort at {} @{header}: {why}", method_name(self, method));
+        if self.jit.dump.is_some() {
+            let line = format!("---- abort: {} @ {header}: {why}\n", method_name(self, method));
+            if let Some(d) = self.jit.dump.as_mut() {
+                let _ = d.write_all(line.as_bytes());
+            }
+        }
+        if let Some(data) = self.data_of(method) {
+            if let Some(slot) = self.method_data[data].loops.iter_mut().find(|l| l.ip == header as u32) {
+                slot.aborts = slot.aborts.saturating_add(1);
+                slot.counter = 0;
+            }
+        }
+    }
+
+    /// Optimises, assembles and installs a finished recording.
+    fn install(&mut self, rec: Recording) {
+        let booleans = Booleans { true_: self.k.true_, false_: self.k.false_ };
+        let t0 = Instant::now();
+        let optimised = opt::optimize(&rec.trace, booleans);
+        let t1 = Instant::now();
+        let options = x64::Options { force_exits: self.jit.options.force_exits };
+        let compiled = x64::compile_with(&optimised, booleans, options);
+        let t2 = Instant::now();
+        self.jit.stats.optimize_ns += (t1 - t0).as_nanos() as u64;
+        self.jit.stats.assemble_ns += (t2 - t1).as_nanos() as u64;
+        let start = format!("{} @ {}", method_name(self, rec.start.method), rec.start.header);
+        let code = match compiled {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("backend: {e}");
+                self.note_abort(rec.start.method, rec.start.header, &why);
+                return;
+            }
+        };
+        let id = self.jit.traces.len() as u32;
+        if self.jit.dump.is_some() {
+            let text = dump_text(id, &start, &rec, &optimised, &code);
+            if let Some(d) = self.jit.dump.as_mut() {
+                let _ = d.write_all(text.as_bytes());
+                let _ = d.flush();
+            }
+        }
+        tracing::debug!(target: "tracevm::jit", "trace {id} compiled: {start}");
+        let constants = constants_of(&optimised, &rec.exits, rec.start.method);
+        let n_exits = rec.exits.len();
+        self.jit.traces.push(TraceEntry {
+            id,
+            start,
+            code: Some(code),
+            exits: rec.exits,
+            need_args: rec.need_args,
+            need_temps: rec.need_temps,
+            constants,
+            exit_counts: vec![0; n_exits],
+            entries: 0,
+        });
+        self.jit.stats.traces_compiled += 1;
+        if let Some(data) = self.data_of(rec.start.method) {
+            let loops = &mut self.method_data[data].loops;
+            let at = match loops.iter().position(|l| l.ip == rec.start.header as u32) {
+                Some(i) => i,
+                None => {
+                    loops.push(LoopSlot { ip: rec.start.header as u32, ..LoopSlot::default() });
+                    loops.len() - 1
+                }
+            };
+            let slot = &mut loops[at];
+            slot.traces.retain(|t| t.0 != rec.key);
+            slot.traces.push((rec.key, id));
+            slot.counter = 0;
+        }
+    }
+
+    /// Runs trace `tid` from the current state (at its loop header) and deoptimises at its exit.
+    /// None when the current context does not meet the trace's entry conditions; otherwise
+    /// whether the loop completed at least one iteration.
+    fn enter_trace(&mut self, tid: u32) -> Option<bool> {
+        let t = &self.jit.traces[tid as usize];
+        let slots = t.code.as_ref()?.slots();
+        let (need_args, need_temps) = (t.need_args, t.need_temps);
+        let r = &self.regs;
+        let (args, temps) = (r.args, r.temps);
+        if r.sp != 0 || args.len() < need_args || (need_temps > 0 && temps.len() < need_temps) {
+            return None;
+        }
+        // The trace stores into the root's temporaries without the watch check.
+        if need_temps > 0 && temps.obj().flags() & crate::interp::WATCH_MASK != 0 {
+            return None;
+        }
+        self.save_regs_for_jit();
+        let mut buffer = std::mem::take(&mut self.jit.buffer);
+        buffer.clear();
+        buffer.resize(slots.max(3) as usize, 0);
+        buffer[0] = self.regs.ctx.raw();
+        buffer[1] = args.obj().raw();
+        buffer[2] = if need_temps > 0 { temps.obj().raw() } else { self.k.nil.raw() };
+        let code = self.jit.traces[tid as usize].code.as_ref()?;
+        let before = code.iterations();
+        // SAFETY: the trace was recorded from this method at this header; its inputs are this
+        // context, its arguments and temporaries Arrays, checked above to have the slots the
+        // trace reads without guards; everything else it reads is guarded in the trace.
+        let exit = unsafe { code.run(&mut buffer) };
+        let iterated = code.iterations() > before;
+        let exit = match exit {
+            Ok(s) => s.0 as usize,
+            Err(_) => {
+                self.jit.buffer = buffer;
+                return None;
+            }
+        };
+        let t = &mut self.jit.traces[tid as usize];
+        t.entries += 1;
+        t.exit_counts[exit] += 1;
+        let retire = t.entries >= RETIRE_AFTER_ENTRIES && t.code.as_ref().is_some_and(|c| c.iterations() < t.entries);
+        self.jit.stats.trace_entries += 1;
+        self.jit.stats.exits += 1;
+        // Deoptimise: the exit map is cloned out so that materialising may borrow the VM.
+        let state = std::mem::take(&mut self.jit.traces[tid as usize].exits[exit]);
+        self.materialize(&state, &buffer);
+        self.jit.traces[tid as usize].exits[exit] = state;
+        self.jit.buffer = buffer;
+        if retire {
+            self.retire_trace(tid);
+        }
+        Some(iterated)
+    }
+
+    /// Stops entering a trace that keeps leaving early; its loop may be recorded again (after the
+    /// same back-off as an abort).
+    fn retire_trace(&mut self, tid: u32) {
+        self.jit.traces[tid as usize].code = None;
+        *self.jit.stats.aborts.entry("retired: left early too often".to_string()).or_default() += 1;
+        for d in &mut self.method_data {
+            for l in &mut d.loops {
+                if l.traces.iter().any(|t| t.1 == tid) {
+                    l.traces.retain(|t| t.1 != tid);
+                    l.aborts = l.aborts.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Every trace stops being entered: a lookup they folded may have changed.
+    pub(crate) fn invalidate_traces(&mut self) {
+        self.abort_recording("a method or class changed during recording");
+        let mut any = false;
+        for t in &mut self.jit.traces {
+            if t.code.take().is_some() {
+                any = true;
+                self.jit.stats.invalidations += 1;
+            }
+        }
+        if any {
+            for d in &mut self.method_data {
+                for l in &mut d.loops {
+                    l.traces.clear();
+                    l.counter = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Every object a trace refers to: constants, guarded classes and values, methods of its frames.
+fn constants_of(t: &Trace, exits: &[ExitState], method: Value) -> Vec<Value> {
+    use deopt::{FrameKind, Loc, ObjDesc};
+    let mut out = vec![method];
+    for i in &t.insts {
+        match i.op {
+            Op::Const(v) | Op::GuardClass(_, v) | Op::GuardIs(_, v) | Op::GuardIsNot(_, v) if v.is_ptr() => out.push(v),
+            _ => {}
+        }
+    }
+    let mut loc = |l: &Loc| {
+        if let Loc::Const(v) = l {
+            if v.is_ptr() {
+                out.push(*v);
+            }
+        }
+    };
+    let mut methods = Vec::new();
+    for e in exits {
+        for f in &e.frames {
+            f.stack.iter().for_each(&mut loc);
+            match &f.kind {
+                FrameKind::Real { ctx } => loc(ctx),
+                FrameKind::Method { method, args, temps } => {
+                    methods.push(*method);
+                    loc(args);
+                    loc(temps);
+                }
+                FrameKind::Block { block } => loc(block),
+            }
+        }
+        for o in &e.objects {
+            match o {
+                ObjDesc::Array(v) => v.iter().for_each(&mut loc),
+                ObjDesc::Block { method, args, temps, .. } => {
+                    methods.push(*method);
+                    loc(args);
+                    loc(temps);
+                }
+            }
+        }
+    }
+    out.extend(methods);
+    out.sort_by_key(|v| v.raw());
+    out.dedup();
+    out
+}
+
+fn dump_text(id: u32, start: &str, rec: &Recording, optimised: &Trace, code: &x64::CompiledTrace) -> String {
+    let mut s = format!("---- trace {id}: {start}\n-- bytecodes (inlining depth, method @ offset, instruction)\n");
+    for l in &rec.log {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str(&format!("-- IR as recorded ({} instructions)\n{}", rec.trace.insts.len(), rec.trace));
+    s.push_str(&format!("-- IR optimised ({} instructions)\n{}", optimised.insts.len(), optimised));
+    s.push_str("-- exits: interpreter state at each snapshot ([k] = frame buffer word, vN = virtual object)\n");
+    let used: std::collections::HashSet<u32> = optimised.insts.iter().filter_map(|i| i.snap.map(|s| s.0)).collect();
+    for (k, e) in rec.exits.iter().enumerate() {
+        if used.contains(&(k as u32)) {
+            s.push_str(&format!("  s{k}:\n{e}"));
+        }
+    }
+    s.push_str(&format!("-- machine code ({} bytes)\n{}", code.code_size(), code.disassemble()));
+    s
+}

@@ -54,6 +54,10 @@ pub enum Op {
     AddOv(Ref, Ref),
     SubOv(Ref, Ref),
     MulOv(Ref, Ref),
+    /// SmallInt truncated quotient and remainder (primitives 11 and 12: Java `/` and `%`, so
+    /// `MIN / -1` wraps to MIN); a zero divisor exits through the snapshot.
+    Quo(Ref, Ref),
+    Rem(Ref, Ref),
     /// SmallInt comparisons answering the `true` or `false` object.
     Lt(Ref, Ref),
     Le(Ref, Ref),
@@ -67,12 +71,28 @@ pub enum Op {
     GuardIs(Ref, Value),
     /// Exits if the value is identical to the constant.
     GuardIsNot(Ref, Value),
+    /// Exits unless the value is a heap object of this `heap::Kind` (as its byte).
+    GuardKind(Ref, u8),
+    /// Exits unless the object (known to be a heap object) has more than `k` slots or bytes.
+    GuardLen(Ref, u32),
+    /// Exits unless the SmallInt `index` is within 1..=len of the object (known to be a heap
+    /// object): the check primitives 5 and 30 make.
+    GuardIndex(Ref, Ref),
+    /// Exits if the object (known to be a heap object) carries lookup watch flags: a store into
+    /// it must flush the caches, which only the interpreter does.
+    GuardUnwatched(Ref),
     /// Slot `i` (0-based) of a pointer object known to have more than `i` slots.
     LoadSlot(Ref, u32),
     /// Stores the value into slot `i` of a pointer object known to have more than `i` slots.
     StoreSlot(Ref, u32, Ref),
     /// The slot or byte count of an object, as a SmallInt.
     LoadLen(Ref),
+    /// Element `index` (a SmallInt, 1-based, already checked by `GuardIndex`) of a pointer object.
+    LoadElem(Ref, Ref),
+    /// Stores the value as element `index` (1-based, checked by `GuardIndex`).
+    StoreElem(Ref, Ref, Ref),
+    /// Byte `index` (1-based, checked by `GuardIndex`) of a byte object, as a SmallInt 0..=255.
+    LoadByte(Ref, Ref),
     /// Start of the loop body.
     Loop,
     /// Loop-carried value (see the module doc). `next` is set when the loop is closed.
@@ -92,10 +112,16 @@ impl Op {
             Op::AddOv(..)
                 | Op::SubOv(..)
                 | Op::MulOv(..)
+                | Op::Quo(..)
+                | Op::Rem(..)
                 | Op::GuardInt(_)
                 | Op::GuardClass(..)
                 | Op::GuardIs(..)
                 | Op::GuardIsNot(..)
+                | Op::GuardKind(..)
+                | Op::GuardLen(..)
+                | Op::GuardIndex(..)
+                | Op::GuardUnwatched(_)
                 | Op::Exit
         )
     }
@@ -108,7 +134,12 @@ impl Op {
                 | Op::GuardClass(..)
                 | Op::GuardIs(..)
                 | Op::GuardIsNot(..)
+                | Op::GuardKind(..)
+                | Op::GuardLen(..)
+                | Op::GuardIndex(..)
+                | Op::GuardUnwatched(_)
                 | Op::StoreSlot(..)
+                | Op::StoreElem(..)
                 | Op::Loop
                 | Op::Exit
         )
@@ -121,6 +152,15 @@ impl Op {
             Op::AddOv(a, b) => Op::AddOv(f(a), f(b)),
             Op::SubOv(a, b) => Op::SubOv(f(a), f(b)),
             Op::MulOv(a, b) => Op::MulOv(f(a), f(b)),
+            Op::Quo(a, b) => Op::Quo(f(a), f(b)),
+            Op::Rem(a, b) => Op::Rem(f(a), f(b)),
+            Op::GuardKind(a, k) => Op::GuardKind(f(a), k),
+            Op::GuardLen(a, k) => Op::GuardLen(f(a), k),
+            Op::GuardIndex(a, i) => Op::GuardIndex(f(a), f(i)),
+            Op::GuardUnwatched(a) => Op::GuardUnwatched(f(a)),
+            Op::LoadElem(a, i) => Op::LoadElem(f(a), f(i)),
+            Op::LoadByte(a, i) => Op::LoadByte(f(a), f(i)),
+            Op::StoreElem(a, i, v) => Op::StoreElem(f(a), f(i), f(v)),
             Op::Lt(a, b) => Op::Lt(f(a), f(b)),
             Op::Le(a, b) => Op::Le(f(a), f(b)),
             Op::Eq(a, b) => Op::Eq(f(a), f(b)),
@@ -139,9 +179,19 @@ impl Op {
     pub fn operands(&self) -> Vec<Ref> {
         match *self {
             Op::Input(_) | Op::Const(_) | Op::Loop | Op::Exit => vec![],
-            Op::AddOv(a, b) | Op::SubOv(a, b) | Op::MulOv(a, b) | Op::Lt(a, b) | Op::Le(a, b) | Op::Eq(a, b) => {
-                vec![a, b]
-            }
+            Op::AddOv(a, b)
+            | Op::SubOv(a, b)
+            | Op::MulOv(a, b)
+            | Op::Quo(a, b)
+            | Op::Rem(a, b)
+            | Op::Lt(a, b)
+            | Op::Le(a, b)
+            | Op::Eq(a, b)
+            | Op::GuardIndex(a, b)
+            | Op::LoadElem(a, b)
+            | Op::LoadByte(a, b) => vec![a, b],
+            Op::StoreElem(a, b, c) => vec![a, b, c],
+            Op::GuardKind(a, _) | Op::GuardLen(a, _) | Op::GuardUnwatched(a) => vec![a],
             Op::GuardInt(a)
             | Op::GuardClass(a, _)
             | Op::GuardIs(a, _)
@@ -313,6 +363,15 @@ impl fmt::Display for Trace {
                 Op::AddOv(a, b) => format!("add.ov {} {}", r(a), r(b)),
                 Op::SubOv(a, b) => format!("sub.ov {} {}", r(a), r(b)),
                 Op::MulOv(a, b) => format!("mul.ov {} {}", r(a), r(b)),
+                Op::Quo(a, b) => format!("quo {} {}", r(a), r(b)),
+                Op::Rem(a, b) => format!("rem {} {}", r(a), r(b)),
+                Op::GuardKind(a, k) => format!("guard.kind {} {k}", r(a)),
+                Op::GuardLen(a, k) => format!("guard.len {} {k}", r(a)),
+                Op::GuardIndex(a, i) => format!("guard.index {} {}", r(a), r(i)),
+                Op::GuardUnwatched(a) => format!("guard.unwatched {}", r(a)),
+                Op::LoadElem(a, i) => format!("load.elem {} {}", r(a), r(i)),
+                Op::LoadByte(a, i) => format!("load.byte {} {}", r(a), r(i)),
+                Op::StoreElem(a, i, v) => format!("store.elem {} {} {}", r(a), r(i), r(v)),
                 Op::Lt(a, b) => format!("lt {} {}", r(a), r(b)),
                 Op::Le(a, b) => format!("le {} {}", r(a), r(b)),
                 Op::Eq(a, b) => format!("eq {} {}", r(a), r(b)),
@@ -416,6 +475,15 @@ impl Trace {
                 "add.ov" => Op::AddOv(r(0)?, r(1)?),
                 "sub.ov" => Op::SubOv(r(0)?, r(1)?),
                 "mul.ov" => Op::MulOv(r(0)?, r(1)?),
+                "quo" => Op::Quo(r(0)?, r(1)?),
+                "rem" => Op::Rem(r(0)?, r(1)?),
+                "guard.kind" => Op::GuardKind(r(0)?, k(1)? as u8),
+                "guard.len" => Op::GuardLen(r(0)?, k(1)?),
+                "guard.index" => Op::GuardIndex(r(0)?, r(1)?),
+                "guard.unwatched" => Op::GuardUnwatched(r(0)?),
+                "load.elem" => Op::LoadElem(r(0)?, r(1)?),
+                "load.byte" => Op::LoadByte(r(0)?, r(1)?),
+                "store.elem" => Op::StoreElem(r(0)?, r(1)?, r(2)?),
                 "lt" => Op::Lt(r(0)?, r(1)?),
                 "le" => Op::Le(r(0)?, r(1)?),
                 "eq" => Op::Eq(r(0)?, r(1)?),

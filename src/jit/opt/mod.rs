@@ -36,6 +36,13 @@ struct Forward<'t> {
     is_not: HashSet<(Ref, u64)>,
     pure: HashMap<Op, Ref>,
     loads: HashMap<(Ref, u32), Ref>,
+    /// Element loads (object, index) until the next store that may alias them.
+    elems: HashMap<(Ref, Ref), Ref>,
+    /// Facts from passed guards: kinds, slot counts (more than k), indices in range, unwatched.
+    kinds: HashMap<Ref, u8>,
+    lens: HashMap<Ref, u32>,
+    indices: HashSet<(Ref, Ref)>,
+    unwatched: HashSet<Ref>,
     /// Phis whose `next` (an old reference) is resolved at the end.
     phis: Vec<(Ref, Ref)>,
 }
@@ -55,6 +62,11 @@ impl<'t> Forward<'t> {
             is_not: HashSet::new(),
             pure: HashMap::new(),
             loads: HashMap::new(),
+            elems: HashMap::new(),
+            kinds: HashMap::new(),
+            lens: HashMap::new(),
+            indices: HashSet::new(),
+            unwatched: HashSet::new(),
             phis: Vec::new(),
         }
     }
@@ -105,6 +117,72 @@ impl<'t> Forward<'t> {
                     let (a, b) = (self.m(a), self.m(b));
                     Some(self.comparison(op, a, b))
                 }
+                Op::Quo(a, b) | Op::Rem(a, b) => {
+                    let (a, b) = (self.m(a), self.m(b));
+                    Some(self.division(op, a, b, snap))
+                }
+                Op::GuardKind(x, k) => {
+                    let x = self.m(x);
+                    if self.kinds.get(&x) != Some(&k) {
+                        self.out.push(Op::GuardKind(x, k), snap);
+                        self.kinds.insert(x, k);
+                    }
+                    None
+                }
+                Op::GuardLen(x, k) => {
+                    let x = self.m(x);
+                    if self.lens.get(&x).is_none_or(|&have| have < k) {
+                        self.out.push(Op::GuardLen(x, k), snap);
+                        self.lens.insert(x, k);
+                    }
+                    None
+                }
+                Op::GuardIndex(x, i) => {
+                    let (x, i) = (self.m(x), self.m(i));
+                    let implied = match self.int_const(i) {
+                        Some(c) => c >= 1 && self.lens.get(&x).is_some_and(|&have| (c as i64) <= have as i64 + 1),
+                        None => false,
+                    };
+                    if !implied && self.indices.insert((x, i)) {
+                        self.out.push(Op::GuardIndex(x, i), snap);
+                    }
+                    None
+                }
+                Op::GuardUnwatched(x) => {
+                    let x = self.m(x);
+                    if self.unwatched.insert(x) {
+                        self.out.push(Op::GuardUnwatched(x), snap);
+                    }
+                    None
+                }
+                Op::LoadElem(o, i) => {
+                    let (o, i) = (self.m(o), self.m(i));
+                    Some(match self.elems.get(&(o, i)) {
+                        Some(&r) => r,
+                        None => {
+                            let r = self.out.push(Op::LoadElem(o, i), None);
+                            self.elems.insert((o, i), r);
+                            r
+                        }
+                    })
+                }
+                Op::LoadByte(o, i) => {
+                    // Byte objects are written only by primitives the trace does not inline (22),
+                    // so a byte load is pure within a trace.
+                    let (o, i) = (self.m(o), self.m(i));
+                    let r = self.pure(Op::LoadByte(o, i), None);
+                    self.ints.insert(r);
+                    Some(r)
+                }
+                Op::StoreElem(o, i, v) => {
+                    let (o, i, v) = (self.m(o), self.m(i), self.m(v));
+                    // An element at an unknown index may be any slot of any object.
+                    self.loads.clear();
+                    self.elems.clear();
+                    self.out.push(Op::StoreElem(o, i, v), None);
+                    self.elems.insert((o, i), v);
+                    None
+                }
                 Op::GuardInt(x) => {
                     let x = self.m(x);
                     if !self.ints.contains(&x) {
@@ -154,6 +232,7 @@ impl<'t> Forward<'t> {
                     let (o, v) = (self.m(o), self.m(v));
                     // Any object's slot k may be this one: forget them all, then remember ours.
                     self.loads.retain(|&(_, kk), _| kk != k);
+                    self.elems.clear();
                     self.out.push(Op::StoreSlot(o, k, v), None);
                     self.loads.insert((o, k), v);
                     None
@@ -166,6 +245,7 @@ impl<'t> Forward<'t> {
                 }
                 Op::Loop => {
                     self.loads.clear();
+                    self.elems.clear();
                     self.out.push(Op::Loop, None);
                     None
                 }
@@ -232,6 +312,19 @@ impl<'t> Forward<'t> {
         r
     }
 
+    fn division(&mut self, op: Op, a: Ref, b: Ref, snap: Option<SnapId>) -> Ref {
+        if let (Some(x), Some(y)) = (self.int_const(a), self.int_const(b)) {
+            if y != 0 {
+                let v = if matches!(op, Op::Quo(..)) { x.wrapping_div(y) } else { x.wrapping_rem(y) };
+                return self.constant(Value::from_int(v));
+            }
+        }
+        let key = if matches!(op, Op::Quo(..)) { Op::Quo(a, b) } else { Op::Rem(a, b) };
+        let r = self.pure(key, snap);
+        self.ints.insert(r);
+        r
+    }
+
     fn comparison(&mut self, op: Op, a: Ref, b: Ref) -> Ref {
         let known = match op {
             Op::Eq(..) if a == b => Some(true),
@@ -267,7 +360,7 @@ fn eliminate_dead_code(t: &Trace) -> Trace {
     let mut live = vec![false; n];
     let mut work: Vec<usize> = Vec::new();
     for (i, inst) in t.insts.iter().enumerate() {
-        if inst.op.may_exit() || matches!(inst.op, Op::StoreSlot(..) | Op::Loop) {
+        if inst.op.may_exit() || matches!(inst.op, Op::StoreSlot(..) | Op::StoreElem(..) | Op::Loop) {
             live[i] = true;
             work.push(i);
         }
@@ -488,3 +581,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod guard_tests;

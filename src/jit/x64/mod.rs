@@ -15,7 +15,7 @@
 
 mod code_memory;
 
-use crate::heap::{BODY_OFFSET, LEN_OFFSET};
+use crate::heap::{BODY_OFFSET, FLAGS_OFFSET, KIND_OFFSET, LEN_OFFSET};
 use crate::jit::ir::{IrError, Op, Ref, SnapId, Trace};
 use code_memory::CodeMemory;
 use iced_x86::code_asm::*;
@@ -47,6 +47,19 @@ pub use crate::jit::ir::Booleans as Constants;
 pub struct CompiledTrace {
     code: CodeMemory,
     slots: u16,
+    /// `Options::force_exits`: one byte per exit point, set once it has forced its exit. The code
+    /// embeds this block's address, so it lives (and stays put) as long as the code.
+    _forced: Box<[u8]>,
+    /// Back edges taken (the code increments it in place; boxed so that its address is fixed).
+    iterations: Box<std::cell::Cell<u64>>,
+}
+
+/// How to compile.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Every instruction that may exit leaves by its snapshot the first time it runs (a debug
+    /// mode that runs every deoptimisation path once).
+    pub force_exits: bool,
 }
 
 impl CompiledTrace {
@@ -63,6 +76,16 @@ impl CompiledTrace {
             return Err(BackendError::FrameTooSmall { given: frame.len(), needed: self.slots as usize });
         }
         Ok(SnapId(self.code.enter(frame)))
+    }
+
+    /// Frame-buffer words the trace needs.
+    pub fn slots(&self) -> u16 {
+        self.slots
+    }
+
+    /// How many times the loop's back edge has been taken, over all runs.
+    pub fn iterations(&self) -> u64 {
+        self.iterations.get()
     }
 
     pub fn code_size(&self) -> usize {
@@ -84,6 +107,9 @@ impl CompiledTrace {
     }
 }
 
+/// The header flag bits that mark an object whose stores the lookup caches watch.
+const WATCH_MASK: u8 = crate::interp::WATCH_MASK;
+
 /// Byte offset of slot `k` of an object.
 fn slot_offset(k: u32) -> i32 {
     BODY_OFFSET + 8 * k as i32
@@ -94,6 +120,10 @@ struct Emitter<'t> {
     trace: &'t Trace,
     stubs: Vec<CodeLabel>,
     k: Constants,
+    /// Base address of the force-exit flags (0: not forcing).
+    forced: u64,
+    /// Address of the back-edge counter.
+    iterations: u64,
 }
 
 impl Emitter<'_> {
@@ -162,8 +192,23 @@ impl Emitter<'_> {
         self.a.mov(rbx, rdi)?;
         self.a.sub(rsp, frame_bytes)?;
 
+        let mut exit_point = 0u64;
         for (i, inst) in self.trace.insts.iter().enumerate() {
             let at = Ref(i as u32);
+            if self.forced != 0 && inst.op.may_exit() {
+                let mut first_time = self.a.create_label();
+                let mut skip = self.a.create_label();
+                self.a.mov(rax, self.forced + exit_point)?;
+                self.a.cmp(byte_ptr(rax), 0)?;
+                self.a.je(first_time)?;
+                self.a.jmp(skip)?;
+                self.a.set_label(&mut first_time)?;
+                self.a.mov(byte_ptr(rax), 1)?;
+                let stub = self.stub(inst.snap);
+                self.a.jmp(stub)?;
+                self.a.set_label(&mut skip)?;
+                exit_point += 1;
+            }
             match inst.op {
                 Op::Input(slot) => {
                     self.a.mov(rax, qword_ptr(rbx + 8 * slot as i32))?;
@@ -184,6 +229,80 @@ impl Emitter<'_> {
                     let stub = self.stub(inst.snap);
                     self.a.jo(stub)?;
                     self.tag_eax_into(at)?;
+                }
+                Op::Quo(x, y) | Op::Rem(x, y) => {
+                    let stub = self.stub(inst.snap);
+                    let mut general = self.a.create_label();
+                    let mut done = self.a.create_label();
+                    self.untag(rax, x)?;
+                    self.untag(rcx, y)?;
+                    self.a.test(ecx, ecx)?;
+                    self.a.jz(stub)?;
+                    // idiv traps on MIN / -1; Java answers MIN (quotient) and 0 (remainder).
+                    self.a.cmp(ecx, -1)?;
+                    self.a.jne(general)?;
+                    if matches!(inst.op, Op::Quo(..)) {
+                        self.a.neg(eax)?;
+                    } else {
+                        self.a.xor(eax, eax)?;
+                    }
+                    self.a.jmp(done)?;
+                    self.a.set_label(&mut general)?;
+                    self.a.cdq()?;
+                    self.a.idiv(ecx)?;
+                    if matches!(inst.op, Op::Rem(..)) {
+                        self.a.mov(eax, edx)?;
+                    }
+                    self.a.set_label(&mut done)?;
+                    self.tag_eax_into(at)?;
+                }
+                Op::GuardKind(x, kind) => {
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.test(al, 1)?;
+                    self.a.jnz(stub)?;
+                    self.a.cmp(byte_ptr(rax + KIND_OFFSET), kind as i32)?;
+                    self.a.jne(stub)?;
+                }
+                Op::GuardLen(x, k) => {
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.cmp(dword_ptr(rax + LEN_OFFSET), k)?;
+                    self.a.jbe(stub)?;
+                }
+                Op::GuardIndex(x, i) => {
+                    // 1 <= i <= len  ⇔  (i - 1) unsigned < len.
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.untag(rcx, i)?;
+                    self.a.sub(rcx, 1)?;
+                    self.a.mov(edx, dword_ptr(rax + LEN_OFFSET))?;
+                    self.a.cmp(rcx, rdx)?;
+                    self.a.jae(stub)?;
+                }
+                Op::GuardUnwatched(x) => {
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.test(byte_ptr(rax + FLAGS_OFFSET), WATCH_MASK as i32)?;
+                    self.a.jnz(stub)?;
+                }
+                Op::LoadElem(o, i) => {
+                    self.a.mov(rax, self.value(o))?;
+                    self.untag(rcx, i)?;
+                    self.a.mov(rax, qword_ptr(rax + rcx * 8 + (BODY_OFFSET - 8)))?;
+                    self.a.mov(self.value(at), rax)?;
+                }
+                Op::LoadByte(o, i) => {
+                    self.a.mov(rax, self.value(o))?;
+                    self.untag(rcx, i)?;
+                    self.a.movzx(eax, byte_ptr(rax + rcx + (BODY_OFFSET - 1)))?;
+                    self.tag_eax_into(at)?;
+                }
+                Op::StoreElem(o, i, v) => {
+                    self.a.mov(rax, self.value(o))?;
+                    self.untag(rcx, i)?;
+                    self.a.mov(rdx, self.value(v))?;
+                    self.a.mov(qword_ptr(rax + rcx * 8 + (BODY_OFFSET - 8)), rdx)?;
                 }
                 Op::Lt(x, y) | Op::Le(x, y) | Op::Eq(x, y) => self.compare(at, x, y, &inst.op)?,
                 Op::GuardInt(x) => {
@@ -245,6 +364,8 @@ impl Emitter<'_> {
         }
 
         if self.trace.loop_start().is_some() {
+            self.a.mov(rax, self.iterations)?;
+            self.a.inc(qword_ptr(rax))?;
             // Back edge: all phis take their `next` values at once.
             for (j, &(_, _, next)) in phis.iter().enumerate() {
                 self.a.mov(rax, self.value(next))?;
@@ -279,22 +400,33 @@ impl Emitter<'_> {
     }
 }
 
-fn assemble(trace: &Trace, k: Constants, ip: u64) -> Result<Vec<u8>, BackendError> {
+fn assemble(trace: &Trace, k: Constants, ip: u64, forced: u64, iterations: u64) -> Result<Vec<u8>, BackendError> {
     let mut a = CodeAssembler::new(64)?;
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
-    let mut a = Emitter { a, trace, stubs, k }.emit()?;
+    let mut a = Emitter { a, trace, stubs, k, forced, iterations }.emit()?;
     Ok(a.assemble(ip)?)
 }
 
 /// Verifies and compiles a trace.
 pub fn compile(trace: &Trace, k: Constants) -> Result<CompiledTrace, BackendError> {
+    compile_with(trace, k, Options::default())
+}
+
+/// Verifies and compiles a trace with `options`.
+pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<CompiledTrace, BackendError> {
     trace.verify()?;
-    // Assemble once to learn the size, then again at the final address (branches are relative,
-    // so the length does not change with the address).
-    let size = assemble(trace, k, 0)?.len();
+    let exit_points = trace.insts.iter().filter(|i| i.op.may_exit()).count();
+    let mut forced: Box<[u8]> = vec![0u8; if options.force_exits { exit_points.max(1) } else { 0 }].into_boxed_slice();
+    // Written only by the compiled code from here on; Rust never reads it.
+    let forced_at = if options.force_exits { forced.as_mut_ptr() as u64 } else { 0 };
+    // Assemble once to learn the size, then again at the final address (branches are relative
+    // and immediates keep their width, so the length does not change with the address).
+    let iterations = Box::new(std::cell::Cell::new(0u64));
+    let iterations_at = iterations.as_ptr() as u64;
+    let size = assemble(trace, k, 0, forced_at, iterations_at)?.len();
     let region = CodeMemory::reserve(size)?;
-    let code = assemble(trace, k, region.base())?;
+    let code = assemble(trace, k, region.base(), forced_at, iterations_at)?;
     let code = region.seal(&code)?;
     tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
-    Ok(CompiledTrace { code, slots: trace.slots })
+    Ok(CompiledTrace { code, slots: trace.slots, _forced: forced, iterations })
 }

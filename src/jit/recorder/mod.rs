@@ -1,0 +1,1111 @@
+//! The trace recorder: turns one iteration of a hot loop, as the interpreter executes it, into IR.
+//!
+//! Owns the recorder's model of the executing frames (the trace's root context, which is real,
+//! and every frame inlined above it, which is virtual: its arguments, temporaries and stack are
+//! IR values), the objects the trace keeps virtual (argument Arrays, temporaries, Blocks made on
+//! the trace), and the snapshot of that model at every guard (`deopt::ExitState`).
+//!
+//! It runs *beside* the interpreter, LuaJIT-style: before each bytecode executes (in the plain
+//! interpreter: every send a real activation), `observe` reads the bytecode and the concrete
+//! operands and emits the IR that computes the same result, with a guard for every decision the
+//! concrete values made (receiver classes at sends, branch directions, SmallInt-ness, bounds,
+//! overflow). It never changes the interpreter's state, and it aborts — never guesses — on
+//! anything it does not model: an unsupported primitive, a virtual object escaping into the heap,
+//! a return out of the root frame, an inner loop, a trace that grows too long.
+//!
+//! Every guard's snapshot is the state *before* the bytecode being recorded, and a bytecode's
+//! effects (stores) are emitted after its guards, so an exit resumes the interpreter at the start
+//! of that bytecode, which then does the whole thing itself.
+
+use crate::heap::{Kind, Value};
+use crate::interp::{class, ctx, meth, Vm};
+use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
+use crate::jit::ir::{Op, Ref, SnapId, Trace};
+use std::collections::HashMap;
+
+/// Bytecodes one trace may record before it is abandoned.
+pub const MAX_BYTECODES: usize = 3000;
+/// Inlined frames deeper than this abort (runaway recursion on the trace).
+pub const MAX_DEPTH: usize = 40;
+
+/// A value as the recorder knows it: computed by the trace, or an object the trace did not
+/// allocate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sym {
+    Ir(Ref),
+    Virt(u32),
+}
+
+/// A context a virtual Block refers to: a frame of the trace (by id), or a real context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CtxRef {
+    Frame(u32),
+    Real(Ref),
+}
+
+#[derive(Clone, Debug)]
+enum VObj {
+    Array(Vec<Sym>),
+    Block { method: Value, body: u32, arg_location: u32, creator: CtxRef, home: CtxRef, args: Sym, temps: Sym },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FrameType {
+    Real { ctx: Ref },
+    Method,
+    Block { block: Sym },
+}
+
+#[derive(Clone, Debug)]
+struct Frame {
+    id: u32,
+    ty: FrameType,
+    method: Value,
+    args: Sym,
+    temps: Sym,
+    stack: Vec<Sym>,
+    /// Where the frame resumes (the top frame's is the bytecode being recorded).
+    ip: usize,
+    stack_size: u32,
+    /// The context a `^` in this frame returns from (None: not yet loaded, for a real block frame).
+    home: Option<CtxRef>,
+}
+
+/// Where recording began.
+#[derive(Clone, Copy, Debug)]
+pub struct Start {
+    pub method: Value,
+    pub header: usize,
+    pub root_ctx: Value,
+}
+
+/// What `observe` decided.
+pub enum Step {
+    /// Go on executing and recording.
+    Continue,
+    /// Control is back at the loop header: the trace is complete.
+    Closed,
+}
+
+/// A finished recording.
+pub struct Recording {
+    pub key: u64,
+    pub trace: Trace,
+    pub exits: Vec<ExitState>,
+    pub start: Start,
+    /// The root context's arguments and temporaries the trace reads unchecked: entry requires
+    /// that many.
+    pub need_args: usize,
+    pub need_temps: usize,
+    pub log: Vec<String>,
+}
+
+pub struct Recorder {
+    /// The entry key of the loop run being recorded (see `Vm::entry_key`).
+    pub key: u64,
+    trace: Trace,
+    exits: Vec<ExitState>,
+    pub start: Start,
+    frames: Vec<Frame>,
+    objs: Vec<VObj>,
+    next_frame: u32,
+    consts: HashMap<u64, Ref>,
+    const_of: HashMap<Ref, Value>,
+    root_args: Ref,
+    root_temps: Ref,
+    need_args: usize,
+    need_temps: usize,
+    /// The snapshot of the state before the current bytecode, once a guard needed it.
+    snap: Option<SnapId>,
+    pre_stack: Vec<Sym>,
+    pre_ip: usize,
+    steps: usize,
+    /// One line per recorded bytecode (only when dumping).
+    pub log: Option<Vec<String>>,
+}
+
+type Abort = String;
+
+fn abort<T>(why: impl Into<String>) -> Result<T, Abort> {
+    Err(why.into())
+}
+
+/// A bytecode decoded: opcode, operand, length, and the byte after the operand (when it has one).
+struct Decoded {
+    op: u8,
+    n: u8,
+    len: usize,
+    extra: u8,
+}
+
+fn decode(code: &[u8], ip: usize) -> Option<Decoded> {
+    let b = *code.get(ip)?;
+    let (op, n, mut len) = if b >> 4 == 0 { (b & 15, *code.get(ip + 1)?, 2) } else { (b >> 4, b & 15, 1) };
+    let mut extra = 0;
+    if op == 12 || op == 13 || (op == 15 && matches!(n, 6..=8 | 11)) {
+        extra = *code.get(ip + len)?;
+        len += 1;
+    }
+    Some(Decoded { op, n, len, extra })
+}
+
+/// `Class>>selector` of a method, for dumps and messages.
+pub fn method_name(vm: &Vm, method: Value) -> String {
+    let text = |v: Option<Value>| {
+        v.filter(|v| v.is_bytes()).map(|v| String::from_utf8_lossy(v.bytes()).into_owned()).unwrap_or("?".into())
+    };
+    let cls = method.slot_checked(meth::CLASS).map(|c| vm.class_name(c)).unwrap_or("?".into());
+    format!("{cls}>>{}", text(method.slot_checked(meth::NAME)))
+}
+
+fn mnemonic(d: &Decoded) -> String {
+    let n = d.n;
+    match d.op {
+        1 => format!("pushInstance {n}"),
+        2 => format!("pushArgument {n}"),
+        3 => format!("pushTemporary {n}"),
+        4 => format!("pushLiteral {n}"),
+        5 => format!("pushConstant {n}"),
+        6 => format!("assignInstance {n}"),
+        7 => format!("assignTemporary {n}"),
+        8 => format!("markArguments {n}"),
+        9 => format!("sendMessage {n}"),
+        10 => format!("sendUnary {n}"),
+        11 => format!("sendBinary {n}"),
+        12 => format!("pushBlock {n} end {}", d.extra),
+        13 => format!("primitive {} args {n}", d.extra),
+        14 => format!("pushClassVariable {n}"),
+        15 => match n {
+            1 => "selfReturn".into(),
+            2 => "stackReturn".into(),
+            3 => "blockReturn".into(),
+            4 => "duplicate".into(),
+            5 => "pop".into(),
+            6 => format!("jump {}", d.extra),
+            7 => format!("branchIfTrue {}", d.extra),
+            8 => format!("branchIfFalse {}", d.extra),
+            11 => format!("superSend {}", d.extra),
+            _ => format!("special {n}"),
+        },
+        _ => format!("opcode {} {n}", d.op),
+    }
+}
+
+impl Recorder {
+    /// Starts recording at the loop header the interpreter has just jumped back to. None when
+    /// the state there is not one a trace can start from.
+    pub fn start(vm: &Vm, dump: bool) -> Result<Recorder, Abort> {
+        let r = &vm.regs;
+        if r.sp != 0 {
+            return abort("loop header with a non-empty stack");
+        }
+        let mut trace = Trace::new(3);
+        let ctx_in = trace.push(Op::Input(0), None);
+        let args_in = trace.push(Op::Input(1), None);
+        let temps_in = trace.push(Op::Input(2), None);
+        trace.push(Op::Loop, None);
+        let root = Frame {
+            id: 0,
+            ty: FrameType::Real { ctx: ctx_in },
+            method: r.method,
+            args: Sym::Ir(args_in),
+            temps: Sym::Ir(temps_in),
+            stack: Vec::new(),
+            ip: r.ip,
+            stack_size: r.stack.len() as u32,
+            // A method context is its own home; a block context's home is loaded when needed.
+            home: (r.ctx.len() < ctx::BLOCK_SIZE).then_some(CtxRef::Real(ctx_in)),
+        };
+        Ok(Recorder {
+            key: 0,
+            trace,
+            exits: Vec::new(),
+            start: Start { method: r.method, header: r.ip, root_ctx: r.ctx },
+            frames: vec![root],
+            objs: Vec::new(),
+            next_frame: 1,
+            consts: HashMap::new(),
+            const_of: HashMap::new(),
+            root_args: args_in,
+            root_temps: temps_in,
+            need_args: 0,
+            need_temps: 0,
+            snap: None,
+            pre_stack: Vec::new(),
+            pre_ip: r.ip,
+            steps: 0,
+            log: dump.then(Vec::new),
+        })
+    }
+
+    /// The recording so far, as a finished trace (after `Step::Closed`).
+    pub fn finish(self) -> Recording {
+        Recording {
+            key: self.key,
+            trace: self.trace,
+            exits: self.exits,
+            start: self.start,
+            need_args: self.need_args,
+            need_temps: self.need_temps,
+            log: self.log.unwrap_or_default(),
+        }
+    }
+
+    // ----- IR helpers -----------------------------------------------------------------------
+
+    fn emit(&mut self, op: Op) -> Ref {
+        self.trace.push(op, None)
+    }
+
+    fn guard(&mut self, op: Op) -> Result<Ref, Abort> {
+        let s = self.snapshot()?;
+        Ok(self.trace.push(op, Some(s)))
+    }
+
+    fn konst(&mut self, v: Value) -> Ref {
+        if let Some(&r) = self.consts.get(&v.raw()) {
+            return r;
+        }
+        let r = self.emit(Op::Const(v));
+        self.consts.insert(v.raw(), r);
+        self.const_of.insert(r, v);
+        r
+    }
+
+    fn top(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("the root frame is never popped")
+    }
+
+    fn top_args(&self) -> Sym {
+        self.frames.last().expect("the root frame is never popped").args
+    }
+
+    fn top_temps(&self) -> Sym {
+        self.frames.last().expect("the root frame is never popped").temps
+    }
+
+    fn push(&mut self, s: Sym) {
+        self.top().stack.push(s);
+    }
+
+    fn pop(&mut self) -> Result<Sym, Abort> {
+        match self.top().stack.pop() {
+            Some(s) => Ok(s),
+            None => abort("stack underflow"),
+        }
+    }
+
+    /// The value as an IR value; a virtual object here would escape.
+    fn ir(&self, s: Sym, what: &str) -> Result<Ref, Abort> {
+        match s {
+            Sym::Ir(r) => Ok(r),
+            Sym::Virt(_) => abort(format!("a virtual object escapes ({what})")),
+        }
+    }
+
+    /// Element `n` of an Array the trace holds: a virtual one, the root context's arguments or
+    /// temporaries (checked at entry), or another real one (guarded here).
+    fn load_elem(&mut self, arr: Sym, n: usize) -> Result<Sym, Abort> {
+        match arr {
+            Sym::Virt(k) => match &self.objs[k as usize] {
+                VObj::Array(e) => e.get(n).copied().ok_or_else(|| "index outside a virtual array".to_string()),
+                VObj::Block { .. } => abort("a Block used as an array"),
+            },
+            Sym::Ir(r) => {
+                self.guard_array(r, n)?;
+                Ok(Sym::Ir(self.emit(Op::LoadSlot(r, n as u32))))
+            }
+        }
+    }
+
+    fn store_elem(&mut self, arr: Sym, n: usize, v: Sym) -> Result<(), Abort> {
+        match arr {
+            Sym::Virt(k) => match &mut self.objs[k as usize] {
+                VObj::Array(e) if n < e.len() => {
+                    e[n] = v;
+                    Ok(())
+                }
+                _ => abort("store outside a virtual array"),
+            },
+            Sym::Ir(r) => {
+                let v = self.ir(v, "stored into a real array")?;
+                self.guard_array(r, n)?;
+                if r != self.root_temps && r != self.root_args {
+                    self.guard(Op::GuardUnwatched(r))?;
+                }
+                self.emit(Op::StoreSlot(r, n as u32, v));
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes slot `n` of the real array `r` safe to access.
+    fn guard_array(&mut self, r: Ref, n: usize) -> Result<(), Abort> {
+        if r == self.root_args {
+            self.need_args = self.need_args.max(n + 1);
+        } else if r == self.root_temps {
+            self.need_temps = self.need_temps.max(n + 1);
+        } else {
+            self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
+            self.guard(Op::GuardLen(r, n as u32))?;
+        }
+        Ok(())
+    }
+
+    /// The class of `s` (whose concrete value is `concrete`), guarding it unless it is known.
+    fn class_guard(&mut self, vm: &Vm, s: Sym, concrete: Value) -> Result<Value, Abort> {
+        match s {
+            Sym::Virt(k) => Ok(match self.objs[k as usize] {
+                VObj::Array(_) => vm.k.array,
+                VObj::Block { .. } => vm.k.block,
+            }),
+            Sym::Ir(r) => {
+                if let Some(&v) = self.const_of.get(&r) {
+                    return Ok(vm.class_of(v));
+                }
+                let k = vm.k;
+                if concrete == k.nil || concrete == k.true_ || concrete == k.false_ {
+                    self.guard(Op::GuardIs(r, concrete))?;
+                } else if concrete.is_int() {
+                    self.guard(Op::GuardInt(r))?;
+                } else {
+                    self.guard(Op::GuardClass(r, vm.class_of(concrete)))?;
+                }
+                Ok(vm.class_of(concrete))
+            }
+        }
+    }
+
+    // ----- snapshots --------------------------------------------------------------------------
+
+    /// The interpreter state before the current bytecode, as a snapshot (one per bytecode).
+    fn snapshot(&mut self) -> Result<SnapId, Abort> {
+        if let Some(s) = self.snap {
+            return Ok(s);
+        }
+        let mut b = SnapBuilder {
+            rec: self,
+            entries: Vec::new(),
+            slot_of: HashMap::new(),
+            objects: Vec::new(),
+            obj_of: HashMap::new(),
+        };
+        let frame_index: HashMap<u32, u16> = b.rec.frames.iter().enumerate().map(|(i, f)| (f.id, i as u16)).collect();
+        let mut frames = Vec::new();
+        let top = b.rec.frames.len() - 1;
+        for i in 0..b.rec.frames.len() {
+            let f = b.rec.frames[i].clone();
+            let (ip, stack) = if i == top { (b.rec.pre_ip, b.rec.pre_stack.clone()) } else { (f.ip, f.stack.clone()) };
+            let kind = match f.ty {
+                FrameType::Real { ctx } => FrameKind::Real { ctx: b.loc(Sym::Ir(ctx), &frame_index)? },
+                FrameType::Method => FrameKind::Method {
+                    method: f.method,
+                    args: b.loc(f.args, &frame_index)?,
+                    temps: b.loc(f.temps, &frame_index)?,
+                },
+                FrameType::Block { block } => FrameKind::Block { block: b.loc(block, &frame_index)? },
+            };
+            let mut locs = Vec::with_capacity(stack.len());
+            for s in stack {
+                locs.push(b.loc(s, &frame_index)?);
+            }
+            frames.push(FrameDesc { kind, ip: ip as u32, stack: locs, stack_size: f.stack_size });
+        }
+        let (entries, objects) = (b.entries, b.objects);
+        let slots = entries.len() as u16;
+        if slots > self.trace.slots {
+            self.trace.slots = slots;
+        }
+        let id = self.trace.snapshot(entries);
+        self.exits.push(ExitState { frames, objects });
+        self.snap = Some(id);
+        Ok(id)
+    }
+
+    // ----- recording --------------------------------------------------------------------------
+
+    /// Records the bytecode the interpreter is about to execute.
+    pub fn observe(&mut self, vm: &mut Vm) -> Result<Step, Abort> {
+        let (ctx_now, ip, sp, method) = (vm.regs.ctx, vm.regs.ip, vm.regs.sp, vm.regs.method);
+        if self.steps > 0 && self.frames.len() == 1 && ctx_now == self.start.root_ctx && ip == self.start.header {
+            if !self.frames[0].stack.is_empty() {
+                return abort("loop closes with a non-empty stack");
+            }
+            return Ok(Step::Closed);
+        }
+        self.steps += 1;
+        if self.steps > MAX_BYTECODES {
+            return abort("trace too long");
+        }
+        if self.frames.len() > MAX_DEPTH {
+            return abort("inlining too deep");
+        }
+        let top = self.top();
+        if top.stack.len() != sp || top.method != method {
+            return abort("recorder lost track of the interpreter (internal)");
+        }
+        top.ip = ip;
+        self.pre_ip = ip;
+        self.pre_stack = self.top().stack.clone();
+        self.snap = None;
+        let Some(d) = decode(vm.regs.code, ip) else {
+            return abort("bytecode runs past the end of the method");
+        };
+        if let Some(log) = &mut self.log {
+            log.push(format!("{:>2} {} @{ip}  {}", self.frames.len() - 1, method_name(vm, method), mnemonic(&d)));
+        }
+        let next = ip + d.len;
+        let c_top = if sp >= 1 { vm.regs.stack.get(sp - 1).unwrap_or(vm.k.nil) } else { vm.k.nil };
+        let n = d.n as usize;
+        match d.op {
+            1 => {
+                let rcv = self.load_elem(self.top_args(), 0)?;
+                let r = self.ir(rcv, "instance variable of a virtual object")?;
+                let c = vm.regs.args.get(0).unwrap_or(vm.k.nil);
+                if c.slot_checked(n).is_none() {
+                    return abort("no such instance variable");
+                }
+                self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
+                self.guard(Op::GuardLen(r, n as u32))?;
+                let v = self.emit(Op::LoadSlot(r, n as u32));
+                self.push(Sym::Ir(v));
+            }
+            2 => {
+                let v = self.load_elem(self.top_args(), n)?;
+                self.push(v);
+            }
+            3 => {
+                let v = self.load_elem(self.top_temps(), n)?;
+                self.push(v);
+            }
+            4 => {
+                let Some(v) = vm.regs.literals.get(n) else { return abort("no such literal") };
+                let r = self.konst(v);
+                self.push(Sym::Ir(r));
+            }
+            5 => {
+                let v = match n {
+                    0..=9 => Value::from_int(n as i32),
+                    10 => vm.k.nil,
+                    11 => vm.k.true_,
+                    12 => vm.k.false_,
+                    _ => return abort("bad constant"),
+                };
+                let r = self.konst(v);
+                self.push(Sym::Ir(r));
+            }
+            6 => {
+                let Some(&v) = self.top().stack.last() else { return abort("stack underflow") };
+                let v = self.ir(v, "stored into an instance variable")?;
+                let rcv = self.load_elem(self.top_args(), 0)?;
+                let r = self.ir(rcv, "instance variable of a virtual object")?;
+                let c = vm.regs.args.get(0).unwrap_or(vm.k.nil);
+                if c.slot_checked(n).is_none() {
+                    return abort("no such instance variable");
+                }
+                self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
+                self.guard(Op::GuardLen(r, n as u32))?;
+                self.guard(Op::GuardUnwatched(r))?;
+                self.emit(Op::StoreSlot(r, n as u32, v));
+            }
+            7 => {
+                let Some(&v) = self.top().stack.last() else { return abort("stack underflow") };
+                if vm.regs.temps.get(n).is_none() {
+                    return abort("no such temporary");
+                }
+                let temps = self.top().temps;
+                self.store_elem(temps, n, v)?;
+            }
+            8 => {
+                let len = self.top().stack.len();
+                if len < n {
+                    return abort("stack underflow");
+                }
+                let elems = self.top().stack.split_off(len - n);
+                let k = self.objs.len() as u32;
+                self.objs.push(VObj::Array(elems));
+                self.push(Sym::Virt(k));
+            }
+            9 => {
+                let Some(sel) = vm.regs.literals.get(n) else { return abort("no such literal") };
+                let args = self.pop()?;
+                let array = c_top;
+                self.send(vm, sel, args, array, None, next)?;
+            }
+            10 => {
+                let v = self.pop()?;
+                let is_nil = match v {
+                    Sym::Virt(_) => false,
+                    Sym::Ir(r) => {
+                        let c = c_top;
+                        match self.const_of.get(&r) {
+                            Some(&k) => k == vm.k.nil,
+                            None if c == vm.k.nil => {
+                                self.guard(Op::GuardIs(r, c))?;
+                                true
+                            }
+                            None => {
+                                self.guard(Op::GuardIsNot(r, vm.k.nil))?;
+                                false
+                            }
+                        }
+                    }
+                };
+                let result = match n {
+                    0 => is_nil,
+                    1 => !is_nil,
+                    _ => return abort("bad unary opcode"),
+                };
+                let r = self.konst(vm.bool(result));
+                self.push(Sym::Ir(r));
+            }
+            11 => self.binary(vm, d.n, sp, next)?,
+            12 => {
+                let top = self.top().clone();
+                let creator = match top.ty {
+                    FrameType::Real { ctx } => CtxRef::Real(ctx),
+                    _ => CtxRef::Frame(top.id),
+                };
+                let home = self.home_of_top()?;
+                let k = self.objs.len() as u32;
+                self.objs.push(VObj::Block {
+                    method: top.method,
+                    body: next as u32,
+                    arg_location: n as u32,
+                    creator,
+                    home,
+                    args: top.args,
+                    temps: top.temps,
+                });
+                self.push(Sym::Virt(k));
+            }
+            13 => self.primitive(vm, n, d.extra, sp)?,
+            14 => {
+                let rcv = self.load_elem(self.top_args(), 0)?;
+                let c = vm.regs.args.get(0).unwrap_or(vm.k.nil);
+                let cls = self.class_guard(vm, rcv, c)?;
+                if cls.slot_checked(class::FIRST_CLASS_VARIABLE + n).is_none() {
+                    return abort("no such class variable");
+                }
+                let k = self.konst(cls);
+                let v = self.emit(Op::LoadSlot(k, (class::FIRST_CLASS_VARIABLE + n) as u32));
+                self.push(Sym::Ir(v));
+            }
+            15 => match n {
+                1 | 2 => {
+                    let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
+                    if self.frames.len() == 1 {
+                        return abort("return from the trace's root frame");
+                    }
+                    let done = self.frames.pop().expect("checked");
+                    self.check_no_dangling(done.id, v)?;
+                    self.push(v);
+                }
+                3 => {
+                    let v = self.pop()?;
+                    let home = self.home_of_top()?;
+                    let CtxRef::Frame(id) = home else {
+                        return abort("non-local return out of the trace");
+                    };
+                    let Some(h) = self.frames.iter().position(|f| f.id == id) else {
+                        return abort("non-local return to a frame that has returned");
+                    };
+                    if h == 0 {
+                        return abort("non-local return out of the trace's root frame");
+                    }
+                    let popped: Vec<u32> = self.frames.drain(h..).map(|f| f.id).collect();
+                    for id in popped {
+                        self.check_no_dangling(id, v)?;
+                    }
+                    self.push(v);
+                }
+                4 => {
+                    let v = *self.top().stack.last().ok_or("stack underflow")?;
+                    self.push(v);
+                }
+                5 => {
+                    self.pop()?;
+                }
+                6 => {
+                    let t = d.extra as usize;
+                    if t < next && !(self.frames.len() == 1 && t == self.start.header) {
+                        return abort("inner loop");
+                    }
+                }
+                7 | 8 => {
+                    let cond = self.pop()?;
+                    if let Sym::Ir(r) = cond {
+                        if !self.const_of.contains_key(&r) {
+                            let c = c_top;
+                            let k = vm.k;
+                            if c == k.true_ || c == k.false_ {
+                                self.guard(Op::GuardIs(r, c))?;
+                            } else {
+                                self.guard(Op::GuardIsNot(r, k.true_))?;
+                                self.guard(Op::GuardIsNot(r, k.false_))?;
+                            }
+                        }
+                    }
+                }
+                11 => {
+                    let Some(sel) = vm.regs.literals.get(d.extra as usize) else { return abort("no such literal") };
+                    let parent = method
+                        .slot_checked(meth::CLASS)
+                        .and_then(|c| c.slot_checked(class::PARENT))
+                        .unwrap_or(vm.k.nil);
+                    let args = self.pop()?;
+                    let array = c_top;
+                    self.send(vm, sel, args, array, Some(parent), next)?;
+                }
+                _ => return abort("bad special opcode"),
+            },
+            _ => return abort("bad opcode"),
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The home context of the top frame (loading a real block context's home once).
+    fn home_of_top(&mut self) -> Result<CtxRef, Abort> {
+        if let Some(h) = self.top().home {
+            return Ok(h);
+        }
+        let FrameType::Real { ctx } = self.top().ty else { return abort("frame without a home (internal)") };
+        let h = CtxRef::Real(self.emit(Op::LoadSlot(ctx, ctx::CREATING_CONTEXT as u32)));
+        self.top().home = Some(h);
+        Ok(h)
+    }
+
+    /// A frame has returned: no virtual Block made in it may still be reachable.
+    fn check_no_dangling(&self, dead: u32, result: Sym) -> Result<(), Abort> {
+        let mut seen = vec![false; self.objs.len()];
+        let mut work: Vec<Sym> = vec![result];
+        for f in &self.frames {
+            work.extend(f.stack.iter().copied());
+            work.push(f.args);
+            work.push(f.temps);
+            if let FrameType::Block { block } = f.ty {
+                work.push(block);
+            }
+        }
+        while let Some(s) = work.pop() {
+            let Sym::Virt(k) = s else { continue };
+            if std::mem::replace(&mut seen[k as usize], true) {
+                continue;
+            }
+            match &self.objs[k as usize] {
+                VObj::Array(e) => work.extend(e.iter().copied()),
+                VObj::Block { creator, home, args, temps, .. } => {
+                    if *creator == CtxRef::Frame(dead) || *home == CtxRef::Frame(dead) {
+                        return abort("a block outlives the frame that made it");
+                    }
+                    work.push(*args);
+                    work.push(*temps);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A send (opcode 9, 15.11, or a SendBinary that is not a SmallInt operation): the receiver's
+    /// class is guarded (or known), the lookup is done now, and the method is inlined as a new
+    /// virtual frame.
+    fn send(
+        &mut self,
+        vm: &mut Vm,
+        sel: Value,
+        args: Sym,
+        concrete_args: Value,
+        lookup_class: Option<Value>,
+        next: usize,
+    ) -> Result<(), Abort> {
+        let Sym::Virt(k) = args else { return abort("send with an argument Array made off the trace") };
+        let VObj::Array(elems) = &self.objs[k as usize] else { return abort("send with a Block as arguments") };
+        let Some(&rcv) = elems.first() else { return abort("send without a receiver") };
+        if !concrete_args.is_pointers() || concrete_args.is_empty() {
+            return abort("send without a receiver");
+        }
+        let c = concrete_args.slot(0);
+        let cls = match lookup_class {
+            Some(cls) => cls,
+            None => self.class_guard(vm, rcv, c)?,
+        };
+        let Some(method) = vm.lookup(cls, sel) else {
+            return abort(format!("doesNotUnderstand: {}", String::from_utf8_lossy(sel.bytes())));
+        };
+        self.enter_method(vm, method, args, next)
+    }
+
+    fn enter_method(&mut self, vm: &mut Vm, method: Value, args: Sym, next: usize) -> Result<(), Abort> {
+        let Some(data) = vm.data_of(method) else { return abort("method without bytecodes") };
+        let d = &vm.method_data[data];
+        let Some(temp_size) = d.temp_size else { return abort("method without temporarySize") };
+        let stack_size = d.max_stack as u32;
+        let nil = self.konst(vm.k.nil);
+        let temps = if temp_size > 0 {
+            let k = self.objs.len() as u32;
+            self.objs.push(VObj::Array(vec![Sym::Ir(nil); temp_size as usize]));
+            Sym::Virt(k)
+        } else {
+            Sym::Ir(nil)
+        };
+        self.top().ip = next;
+        let id = self.next_frame;
+        self.next_frame += 1;
+        self.frames.push(Frame {
+            id,
+            ty: FrameType::Method,
+            method,
+            args,
+            temps,
+            stack: Vec::new(),
+            ip: 0,
+            stack_size,
+            home: Some(CtxRef::Frame(id)),
+        });
+        Ok(())
+    }
+
+    /// SendBinary: SmallInt `<`, `<=`, `+` inline, anything else a real send.
+    fn binary(&mut self, vm: &mut Vm, n: u8, sp: usize, next: usize) -> Result<(), Abort> {
+        let b = self.pop()?;
+        let a = self.pop()?;
+        let (ca, cb) = (vm.regs.stack.get(sp - 2).unwrap_or(vm.k.nil), vm.regs.stack.get(sp - 1).unwrap_or(vm.k.nil));
+        if n > 2 {
+            return abort("bad binary opcode");
+        }
+        if let (Some(x), Some(y)) = (ca.as_int(), cb.as_int()) {
+            if n == 2 && x.checked_add(y).is_none() {
+                return abort("SmallInt + overflows while recording");
+            }
+            let (ra, rb) = (self.ir(a, "arithmetic")?, self.ir(b, "arithmetic")?);
+            self.guard(Op::GuardInt(ra))?;
+            self.guard(Op::GuardInt(rb))?;
+            let r = match n {
+                0 => self.emit(Op::Lt(ra, rb)),
+                1 => self.emit(Op::Le(ra, rb)),
+                _ => self.guard(Op::AddOv(ra, rb))?,
+            };
+            self.push(Sym::Ir(r));
+            return Ok(());
+        }
+        // A real send: guard that the SmallInt path cannot apply (a non-SmallInt operand).
+        let cls = self.class_guard(vm, a, ca)?;
+        if ca.is_int() {
+            self.class_guard(vm, b, cb)?;
+        }
+        let sel = vm.selectors.binary[n as usize];
+        let k = self.objs.len() as u32;
+        self.objs.push(VObj::Array(vec![a, b]));
+        let Some(method) = vm.lookup(cls, sel) else { return abort("doesNotUnderstand: binary selector") };
+        self.enter_method(vm, method, Sym::Virt(k), next)
+    }
+
+    /// Opcode 13. `argc` values are on the stack, first pushed first.
+    fn primitive(&mut self, vm: &mut Vm, argc: usize, p: u8, sp: usize) -> Result<(), Abort> {
+        let len = self.top().stack.len();
+        if len < argc || sp < argc {
+            return abort("stack underflow in primitive");
+        }
+        let args = self.top().stack.split_off(len - argc);
+        let conc: Vec<Value> = (sp - argc..sp).map(|i| vm.regs.stack.get(i).unwrap_or(vm.k.nil)).collect();
+        let k = vm.k;
+        let int2 = |rec: &mut Recorder| -> Result<(Ref, Ref, i32, i32), Abort> {
+            if argc < 2 {
+                return abort("primitive with too few arguments");
+            }
+            let (Some(x), Some(y)) = (conc[0].as_int(), conc[1].as_int()) else {
+                return abort(format!("primitive {p} on non-SmallInts"));
+            };
+            let (a, b) = (rec.ir(args[0], "arithmetic")?, rec.ir(args[1], "arithmetic")?);
+            rec.guard(Op::GuardInt(a))?;
+            rec.guard(Op::GuardInt(b))?;
+            Ok((a, b, x, y))
+        };
+        let result: Sym = match p {
+            8 => return self.block_value(vm, &args, &conc),
+            1 => {
+                if argc < 2 {
+                    return abort("primitive with too few arguments");
+                }
+                match (args[0], args[1]) {
+                    (Sym::Virt(x), Sym::Virt(y)) => Sym::Ir(self.konst(vm.bool(x == y))),
+                    (Sym::Virt(_), _) | (_, Sym::Virt(_)) => Sym::Ir(self.konst(k.false_)),
+                    (Sym::Ir(a), Sym::Ir(b)) => Sym::Ir(self.emit(Op::Eq(a, b))),
+                }
+            }
+            2 => {
+                if argc < 1 {
+                    return abort("primitive with too few arguments");
+                }
+                let cls = self.class_guard(vm, args[0], conc[0])?;
+                Sym::Ir(self.konst(cls))
+            }
+            4 => {
+                if argc < 1 {
+                    return abort("primitive with too few arguments");
+                }
+                match args[0] {
+                    Sym::Virt(v) => {
+                        let n = match &self.objs[v as usize] {
+                            VObj::Array(e) => e.len(),
+                            VObj::Block { .. } => ctx::BLOCK_SIZE,
+                        };
+                        Sym::Ir(self.konst(Value::from_int(n as i32)))
+                    }
+                    Sym::Ir(r) => {
+                        let c = conc[0];
+                        if c.is_int() {
+                            self.guard(Op::GuardInt(r))?;
+                            Sym::Ir(self.konst(Value::from_int(0)))
+                        } else if matches!(c.kind(), Kind::Pointers | Kind::Bytes) {
+                            self.guard(Op::GuardKind(r, c.kind() as u8))?;
+                            Sym::Ir(self.emit(Op::LoadLen(r)))
+                        } else {
+                            return abort("size of a Float or host object");
+                        }
+                    }
+                }
+            }
+            5 => {
+                if argc < 3 {
+                    return abort("primitive with too few arguments");
+                }
+                let (c_obj, c_i) = (conc[1], conc[2]);
+                let ok = c_obj.is_pointers() && c_i.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
+                if !ok {
+                    return abort("at:put: that fails");
+                }
+                let v = self.ir(args[0], "stored by at:put:")?;
+                let obj = self.ir(args[1], "at:put: into a virtual object")?;
+                let i = self.ir(args[2], "index")?;
+                self.guard(Op::GuardKind(obj, Kind::Pointers as u8))?;
+                self.guard(Op::GuardInt(i))?;
+                self.guard(Op::GuardIndex(obj, i))?;
+                self.guard(Op::GuardUnwatched(obj))?;
+                self.emit(Op::StoreElem(obj, i, v));
+                Sym::Ir(obj)
+            }
+            30 => {
+                if argc < 2 {
+                    return abort("primitive with too few arguments");
+                }
+                let (c_obj, c_i) = (conc[0], conc[1]);
+                let ok = c_obj.is_pointers() && c_i.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
+                if !ok {
+                    return abort("at: that fails");
+                }
+                match args[0] {
+                    Sym::Virt(_) => {
+                        let i = c_i.as_int().unwrap_or(0) as usize;
+                        let ri = self.ir(args[1], "index")?;
+                        self.guard(Op::GuardIs(ri, c_i))?;
+                        self.load_elem(args[0], i - 1)?
+                    }
+                    Sym::Ir(obj) => {
+                        let i = self.ir(args[1], "index")?;
+                        self.guard(Op::GuardKind(obj, Kind::Pointers as u8))?;
+                        self.guard(Op::GuardInt(i))?;
+                        self.guard(Op::GuardIndex(obj, i))?;
+                        Sym::Ir(self.emit(Op::LoadElem(obj, i)))
+                    }
+                }
+            }
+            21 => {
+                if argc < 2 {
+                    return abort("primitive with too few arguments");
+                }
+                let (c_obj, c_i) = (conc[0], conc[1]);
+                let ok = c_obj.is_bytes() && c_i.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
+                if !ok {
+                    return abort("byte at: that fails");
+                }
+                let obj = self.ir(args[0], "byte at: of a virtual object")?;
+                let i = self.ir(args[1], "index")?;
+                self.guard(Op::GuardKind(obj, Kind::Bytes as u8))?;
+                self.guard(Op::GuardInt(i))?;
+                self.guard(Op::GuardIndex(obj, i))?;
+                Sym::Ir(self.emit(Op::LoadByte(obj, i)))
+            }
+            10 | 15 | 16 => {
+                let (a, b, x, y) = int2(self)?;
+                let r = match p {
+                    10 => x.checked_add(y),
+                    15 => x.checked_mul(y),
+                    _ => x.checked_sub(y),
+                };
+                if r.is_none() {
+                    return abort("SmallInt primitive overflows while recording");
+                }
+                let op = match p {
+                    10 => Op::AddOv(a, b),
+                    15 => Op::MulOv(a, b),
+                    _ => Op::SubOv(a, b),
+                };
+                Sym::Ir(self.guard(op)?)
+            }
+            11 | 12 => {
+                let (a, b, _, y) = int2(self)?;
+                if y == 0 {
+                    return abort("division by zero while recording");
+                }
+                Sym::Ir(self.guard(if p == 11 { Op::Quo(a, b) } else { Op::Rem(a, b) })?)
+            }
+            13 => {
+                let (a, b, _, _) = int2(self)?;
+                Sym::Ir(self.emit(Op::Lt(a, b)))
+            }
+            14 => {
+                let (a, b, _, _) = int2(self)?;
+                Sym::Ir(self.emit(Op::Eq(a, b)))
+            }
+            _ => return abort(format!("unsupported primitive {p}")),
+        };
+        self.push(result);
+        Ok(())
+    }
+
+    /// Primitive 8 in `Block>>value…`: the block's body runs in a new frame whose sender is the
+    /// sender of the `value` frame (which is done).
+    fn block_value(&mut self, vm: &mut Vm, args: &[Sym], conc: &[Value]) -> Result<(), Abort> {
+        let (Some(&block), Some(&cblock)) = (args.last(), conc.last()) else {
+            return abort("primitive 8 without a block");
+        };
+        if self.frames.len() < 2 {
+            return abort("block value in the trace's root frame");
+        }
+        if !cblock.is_pointers() || cblock.len() < ctx::BLOCK_SIZE {
+            return abort("primitive 8 on a non-block");
+        }
+        let vals = &args[..args.len() - 1];
+        let (method, body, arg_loc, bargs, btemps, home, stack_size) = match block {
+            Sym::Virt(k) => {
+                let VObj::Block { method, body, arg_location, home, args, temps, .. } = self.objs[k as usize].clone()
+                else {
+                    return abort("primitive 8 on a virtual Array");
+                };
+                (method, body, arg_location, args, temps, home, cblock.slot(ctx::STACK).len().max(1) as u32)
+            }
+            Sym::Ir(b) => {
+                self.guard(Op::GuardKind(b, Kind::Pointers as u8))?;
+                self.guard(Op::GuardLen(b, ctx::OLD_BYTE_POINTER as u32))?;
+                let m = self.emit(Op::LoadSlot(b, ctx::METHOD as u32));
+                self.guard(Op::GuardIs(m, cblock.slot(ctx::METHOD)))?;
+                let body = self.emit(Op::LoadSlot(b, ctx::OLD_BYTE_POINTER as u32));
+                self.guard(Op::GuardIs(body, cblock.slot(ctx::OLD_BYTE_POINTER)))?;
+                let loc = self.emit(Op::LoadSlot(b, ctx::ARG_LOCATION as u32));
+                self.guard(Op::GuardIs(loc, cblock.slot(ctx::ARG_LOCATION)))?;
+                let (Some(body), Some(arg_loc)) =
+                    (cblock.slot(ctx::OLD_BYTE_POINTER).as_int(), cblock.slot(ctx::ARG_LOCATION).as_int())
+                else {
+                    return abort("block with a non-integer body or argument location");
+                };
+                let stack = cblock.slot(ctx::STACK);
+                let stack_size = if stack.is_pointers() { stack.len().max(1) } else { 8 } as u32;
+                let a = self.emit(Op::LoadSlot(b, ctx::ARGUMENTS as u32));
+                let t = self.emit(Op::LoadSlot(b, ctx::TEMPORARIES as u32));
+                let h = self.emit(Op::LoadSlot(b, ctx::CREATING_CONTEXT as u32));
+                let method = cblock.slot(ctx::METHOD);
+                if !method.is_pointers() || method.len() < meth::SIZE - 1 {
+                    return abort("block without a method");
+                }
+                (method, body as u32, arg_loc as u32, Sym::Ir(a), Sym::Ir(t), CtxRef::Real(h), stack_size)
+            }
+        };
+        // The concrete check the interpreter makes: arguments fit the home's temporaries.
+        let ctemps = cblock.slot(ctx::TEMPORARIES);
+        if !vals.is_empty() && (!ctemps.is_pointers() || arg_loc as usize + vals.len() > ctemps.len()) {
+            return abort("wrong argument count for block");
+        }
+        for (i, &v) in vals.iter().enumerate() {
+            self.store_elem(btemps, arg_loc as usize + i, v)?;
+        }
+        let code = method.slot(meth::BYTECODES);
+        if !code.is_bytes() {
+            return abort("block method without bytecodes");
+        }
+        // The `value` frame is done; the block frame takes its place.
+        let value_frame = self.frames.pop().expect("checked");
+        self.check_no_dangling(value_frame.id, block)?;
+        let id = self.next_frame;
+        self.next_frame += 1;
+        self.frames.push(Frame {
+            id,
+            ty: FrameType::Block { block },
+            method,
+            args: bargs,
+            temps: btemps,
+            stack: Vec::new(),
+            ip: body as usize,
+            stack_size,
+            home: Some(home),
+        });
+        let _ = vm;
+        Ok(())
+    }
+}
+
+/// Builds one snapshot: assigns frame-buffer slots to IR values and numbers virtual objects.
+struct SnapBuilder<'r> {
+    rec: &'r Recorder,
+    entries: Vec<(u16, Ref)>,
+    slot_of: HashMap<Ref, u16>,
+    objects: Vec<ObjDesc>,
+    obj_of: HashMap<u32, u16>,
+}
+
+impl SnapBuilder<'_> {
+    fn loc(&mut self, s: Sym, frames: &HashMap<u32, u16>) -> Result<Loc, Abort> {
+        match s {
+            Sym::Ir(r) => {
+                if let Some(&v) = self.rec.const_of.get(&r) {
+                    return Ok(Loc::Const(v));
+                }
+                if let Some(&k) = self.slot_of.get(&r) {
+                    return Ok(Loc::Slot(k));
+                }
+                let k = self.entries.len() as u16;
+                self.entries.push((k, r));
+                self.slot_of.insert(r, k);
+                Ok(Loc::Slot(k))
+            }
+            Sym::Virt(v) => {
+                if let Some(&k) = self.obj_of.get(&v) {
+                    return Ok(Loc::Virtual(k));
+                }
+                let k = self.objects.len() as u16;
+                self.obj_of.insert(v, k);
+                self.objects.push(ObjDesc::Array(Vec::new()));
+                let desc = match self.rec.objs[v as usize].clone() {
+                    VObj::Array(e) => {
+                        let mut locs = Vec::with_capacity(e.len());
+                        for s in e {
+                            locs.push(self.loc(s, frames)?);
+                        }
+                        ObjDesc::Array(locs)
+                    }
+                    VObj::Block { method, body, arg_location, creator, home, args, temps } => ObjDesc::Block {
+                        method,
+                        body,
+                        arg_location,
+                        creator: self.ctx(creator, frames)?,
+                        home: self.ctx(home, frames)?,
+                        args: self.loc(args, frames)?,
+                        temps: self.loc(temps, frames)?,
+                    },
+                };
+                self.objects[k as usize] = desc;
+                Ok(Loc::Virtual(k))
+            }
+        }
+    }
+
+    fn ctx(&mut self, c: CtxRef, frames: &HashMap<u32, u16>) -> Result<CtxLoc, Abort> {
+        match c {
+            CtxRef::Frame(id) => match frames.get(&id) {
+                Some(&i) => Ok(CtxLoc::Frame(i)),
+                None => abort("a block refers to a frame that has returned"),
+            },
+            CtxRef::Real(r) => Ok(CtxLoc::Real(self.loc(Sym::Ir(r), frames)?)),
+        }
+    }
+}
