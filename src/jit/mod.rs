@@ -98,7 +98,12 @@ pub struct Jit {
     /// `--dump-traces`: where each trace (and each abort) is described.
     pub dump: Option<Box<dyn Write>>,
     buffer: Vec<u64>,
+    /// Back edges compiled code may still take (see `x64::Options::fuel`); refilled at entry.
+    fuel: Box<std::cell::Cell<u64>>,
 }
+
+/// Snapshot 0 of every trace: the state at its loop header.
+pub const HEADER_SNAPSHOT: ir::SnapId = ir::SnapId(0);
 
 impl Default for Jit {
     fn default() -> Self {
@@ -112,6 +117,7 @@ impl Default for Jit {
             stats: JitStats::default(),
             dump: None,
             buffer: Vec::new(),
+            fuel: Box::new(std::cell::Cell::new(u64::MAX)),
         }
     }
 }
@@ -174,7 +180,7 @@ pub(crate) enum Edge {
 impl Vm {
     /// A backward jump has just set ip to `header`: count, enter a trace, or start recording.
     pub(crate) fn loop_edge(&mut self, header: usize) -> Edge {
-        if self.jit.recorder.is_some() || self.budget.is_some() {
+        if self.jit.recorder.is_some() {
             return Edge::Continue;
         }
         let data = self.regs.data;
@@ -305,7 +311,11 @@ impl Vm {
         let t0 = Instant::now();
         let optimised = opt::optimize(&rec.trace, booleans);
         let t1 = Instant::now();
-        let options = x64::Options { force_exits: self.jit.options.force_exits };
+        let options = x64::Options {
+            force_exits: self.jit.options.force_exits,
+            fuel: self.jit.fuel.as_ptr() as u64,
+            fuel_exit: Some(HEADER_SNAPSHOT),
+        };
         let compiled = x64::compile_with(&optimised, booleans, options);
         let t2 = Instant::now();
         self.jit.stats.optimize_ns += (t1 - t0).as_nanos() as u64;
@@ -381,13 +391,20 @@ impl Vm {
         buffer[0] = self.regs.ctx.raw();
         buffer[1] = args.obj().raw();
         buffer[2] = if need_temps > 0 { temps.obj().raw() } else { self.k.nil.raw() };
+        // An execution budget bounds compiled loops too: one back edge, one safepoint.
+        let fuel = self.budget.map_or(u64::MAX, |b| b.max(1));
+        self.jit.fuel.set(fuel);
         let code = self.jit.traces[tid as usize].code.as_ref()?;
         let before = code.iterations();
         // SAFETY: the trace was recorded from this method at this header; its inputs are this
         // context, its arguments and temporaries Arrays, checked above to have the slots the
         // trace reads without guards; everything else it reads is guarded in the trace.
         let exit = unsafe { code.run(&mut buffer) };
-        let iterated = code.iterations() > before;
+        let done = code.iterations() - before;
+        let iterated = done > 0;
+        if let Some(b) = self.budget.as_mut() {
+            *b = b.saturating_sub(done);
+        }
         let exit = match exit {
             Ok(s) => s.0 as usize,
             Err(_) => {

@@ -204,6 +204,17 @@ impl Recorder {
         let args_in = trace.push(Op::Input(1), None);
         let temps_in = trace.push(Op::Input(2), None);
         trace.push(Op::Loop, None);
+        // Snapshot 0: the loop header itself (where a trace out of fuel resumes).
+        let header = ExitState {
+            frames: vec![FrameDesc {
+                kind: FrameKind::Real { ctx: Loc::Slot(0) },
+                ip: r.ip as u32,
+                stack: Vec::new(),
+                stack_size: r.stack.len() as u32,
+            }],
+            objects: Vec::new(),
+        };
+        trace.snapshot(vec![(0, ctx_in)]);
         let root = Frame {
             id: 0,
             ty: FrameType::Real { ctx: ctx_in },
@@ -219,7 +230,7 @@ impl Recorder {
         Ok(Recorder {
             key: 0,
             trace,
-            exits: Vec::new(),
+            exits: vec![header],
             start: Start { method: r.method, header: r.ip, root_ctx: r.ctx },
             frames: vec![root],
             objs: Vec::new(),

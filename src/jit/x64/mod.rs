@@ -60,6 +60,11 @@ pub struct Options {
     /// Every instruction that may exit leaves by its snapshot the first time it runs (a debug
     /// mode that runs every deoptimisation path once).
     pub force_exits: bool,
+    /// A fuel counter (the address of a `u64` that outlives the code, or 0 for none) that every
+    /// back edge decrements; when it reaches zero the trace leaves by `fuel_exit`, a snapshot of
+    /// the state at the loop header. Bounds a trace's run (execution budgets, tests).
+    pub fuel: u64,
+    pub fuel_exit: Option<SnapId>,
 }
 
 impl CompiledTrace {
@@ -124,6 +129,8 @@ struct Emitter<'t> {
     forced: u64,
     /// Address of the back-edge counter.
     iterations: u64,
+    fuel: u64,
+    fuel_exit: Option<SnapId>,
 }
 
 impl Emitter<'_> {
@@ -366,6 +373,12 @@ impl Emitter<'_> {
         if self.trace.loop_start().is_some() {
             self.a.mov(rax, self.iterations)?;
             self.a.inc(qword_ptr(rax))?;
+            if let (true, Some(exit)) = (self.fuel != 0, self.fuel_exit) {
+                self.a.mov(rax, self.fuel)?;
+                self.a.dec(qword_ptr(rax))?;
+                let stub = self.stub(Some(exit));
+                self.a.jz(stub)?;
+            }
             // Back edge: all phis take their `next` values at once.
             for (j, &(_, _, next)) in phis.iter().enumerate() {
                 self.a.mov(rax, self.value(next))?;
@@ -400,10 +413,18 @@ impl Emitter<'_> {
     }
 }
 
-fn assemble(trace: &Trace, k: Constants, ip: u64, forced: u64, iterations: u64) -> Result<Vec<u8>, BackendError> {
+fn assemble(
+    trace: &Trace,
+    k: Constants,
+    ip: u64,
+    forced: u64,
+    iterations: u64,
+    o: Options,
+) -> Result<Vec<u8>, BackendError> {
     let mut a = CodeAssembler::new(64)?;
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
-    let mut a = Emitter { a, trace, stubs, k, forced, iterations }.emit()?;
+    let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
+    let mut a = Emitter { a, trace, stubs, k, forced, iterations, fuel, fuel_exit }.emit()?;
     Ok(a.assemble(ip)?)
 }
 
@@ -423,9 +444,9 @@ pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<Com
     // and immediates keep their width, so the length does not change with the address).
     let iterations = Box::new(std::cell::Cell::new(0u64));
     let iterations_at = iterations.as_ptr() as u64;
-    let size = assemble(trace, k, 0, forced_at, iterations_at)?.len();
+    let size = assemble(trace, k, 0, forced_at, iterations_at, options)?.len();
     let region = CodeMemory::reserve(size)?;
-    let code = assemble(trace, k, region.base(), forced_at, iterations_at)?;
+    let code = assemble(trace, k, region.base(), forced_at, iterations_at, options)?;
     let code = region.seal(&code)?;
     tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
     Ok(CompiledTrace { code, slots: trace.slots, _forced: forced, iterations })
