@@ -31,12 +31,12 @@ fn int(i: i32) -> u64 {
 
 /// The SmallInt in a word that compiled code wrote.
 fn int_of(raw: u64) -> i32 {
-    let v = (raw & 1 == 1).then(|| ((raw as i64) >> 1) as i32);
+    let v = (raw & 1 == 1).then_some(((raw as i64) >> 1) as i32);
     v.unwrap_or_else(|| panic!("{raw:#x} is not a SmallInt"))
 }
 
 fn forced() -> Options {
-    Options { force_exits: true }
+    Options { force_exits: true, ..Options::default() }
 }
 
 /// A heap with one class object (its own class) to give the test objects a class word.
@@ -53,30 +53,11 @@ fn array(heap: &mut Heap, class: Value, elems: &[Value]) -> Value {
 }
 
 /// Edge and ordinary SmallInts for the division grid.
-const OPERANDS: [i32; 22] = [
-    0,
-    1,
-    -1,
-    2,
-    -2,
-    3,
-    -3,
-    7,
-    -7,
-    10,
-    -10,
-    13,
-    -13,
-    46341,
-    65536,
-    -65536,
-    i32::MAX,
-    i32::MAX - 1,
-    i32::MIN,
-    i32::MIN + 1,
-    i32::MAX / 2,
-    i32::MIN / 2,
-];
+fn operands() -> impl Iterator<Item = i32> + Clone {
+    const SMALL: [i32; 16] = [0, 1, -1, 2, -2, 3, -3, 7, -7, 10, -10, 13, -13, 46341, 65536, -65536];
+    const EDGES: [i32; 6] = [i32::MAX, i32::MAX - 1, i32::MIN, i32::MIN + 1, i32::MAX / 2, i32::MIN / 2];
+    SMALL.into_iter().chain(EDGES)
+}
 
 /// `op` on inputs 0 and 1, answering the result in slot 2 through s1. s0, the zero-divisor exit,
 /// writes the dividend into slot 3, so a test sees that the exit stub ran.
@@ -98,10 +79,10 @@ fn divide(code: &CompiledTrace, x: i32, y: i32) -> (SnapId, [u64; 4]) {
     (exit, frame)
 }
 
-/// Checks a compiled division against `expect` on every pair of `OPERANDS`.
+/// Checks a compiled division against `expect` on every pair of `operands()`.
 fn check_division(code: &CompiledTrace, name: &str, expect: fn(i32, i32) -> i32) {
-    for x in OPERANDS {
-        for y in OPERANDS {
+    for x in operands() {
+        for y in operands() {
             let (exit, frame) = divide(code, x, y);
             if y == 0 {
                 assert_eq!(exit, SnapId(0), "{x} {name} 0 exits");
@@ -141,13 +122,43 @@ fn quo_and_rem_recombine_into_the_dividend() {
     // q * y + r = x for every nonzero y (wrapping, for MIN / -1), with |r| < |y|.
     let quo = compile(&division(Op::Quo), K).unwrap();
     let rem = compile(&division(Op::Rem), K).unwrap();
-    for x in OPERANDS {
-        for y in OPERANDS.into_iter().filter(|&y| y != 0) {
+    for x in operands() {
+        for y in operands().filter(|&y| y != 0) {
             let q = int_of(divide(&quo, x, y).1[2]);
             let r = int_of(divide(&rem, x, y).1[2]);
             assert_eq!(q.wrapping_mul(y).wrapping_add(r), x, "{x} / {y}");
             assert!((r as i64).abs() < (y as i64).abs(), "{x} rem {y} = {r}");
             assert!(r == 0 || (r < 0) == (x < 0), "{x} rem {y} = {r} takes the dividend's sign");
+        }
+    }
+}
+
+#[test]
+fn folded_divisions_answer_what_the_backend_computes() {
+    // Constant operands: the optimizer folds (or, for a zero divisor, keeps the exit); either way
+    // the optimised trace must leave as the compiled original does.
+    for x in operands() {
+        for y in operands() {
+            let mut t = Trace::new(2);
+            let a = t.push(Op::Const(Value::from_int(x)), None);
+            let b = t.push(Op::Const(Value::from_int(y)), None);
+            let by_zero = t.snapshot(vec![(0, a)]);
+            let q = t.push(Op::Quo(a, b), Some(by_zero));
+            let r = t.push(Op::Rem(a, b), Some(by_zero));
+            let done = t.snapshot(vec![(0, q), (1, r)]);
+            t.push(Op::Exit, Some(done));
+            let optimised = optimize(&t, K);
+            if y != 0 {
+                assert!(optimised.insts.iter().all(|i| !i.op.may_exit() || i.op == Op::Exit), "{x} {y}:\n{optimised}");
+            }
+            let mut frames = [[UNTOUCHED; 2]; 2];
+            let mut exits = [SnapId(9); 2];
+            for (k, trace) in [&t, &optimised].into_iter().enumerate() {
+                exits[k] = run(&compile(trace, K).unwrap(), &mut frames[k]).unwrap();
+            }
+            assert_eq!((exits[0], frames[0]), (exits[1], frames[1]), "{x} and {y}:\n{t}\n{optimised}");
+            let want = if y == 0 { [int(x), UNTOUCHED] } else { [int(x.wrapping_div(y)), int(x.wrapping_rem(y))] };
+            assert_eq!(frames[0], want, "{x} and {y}");
         }
     }
 }
@@ -397,46 +408,44 @@ fn an_element_load_after_a_store_sees_it_as_written_and_as_optimised() {
     }
 }
 
-/// A one-instruction trace for each operation that may exit (besides `Exit`), with inputs that
-/// make it pass: (name, trace, frame). Exit s0 belongs to the operation and writes input 0 into
-/// the last slot; s1 is the normal end and writes the operation's value, if any, there.
-fn passing_cases(heap: &mut Heap, class: Value) -> Vec<(&'static str, Trace, Vec<u64>)> {
-    let obj = array(heap, class, &[Value::from_int(5), Value::from_int(6)]);
-    let one = |op: fn(Ref, Ref) -> Op, inputs: Vec<u64>| {
-        let mut t = Trace::new(3);
-        let a = t.push(Op::Input(0), None);
-        let b = t.push(Op::Input(1), None);
-        let fail = t.snapshot(vec![(2, a)]);
-        let r = t.push(op(a, b), Some(fail));
-        let has_value = t.insts[r.0 as usize].op.has_value();
-        let done = t.snapshot(if has_value { vec![(2, r)] } else { vec![] });
-        t.push(Op::Exit, Some(done));
-        let mut frame = inputs;
-        frame.push(UNTOUCHED);
-        (t, frame)
-    };
-    let o = obj.raw();
-    let cases: Vec<(&'static str, fn(Ref, Ref) -> Op, Vec<u64>)> = vec![
-        ("quo", Op::Quo, vec![int(17), int(5)]),
-        ("rem", Op::Rem, vec![int(17), int(5)]),
-        ("guard.kind", |x, _| Op::GuardKind(x, Kind::Pointers as u8), vec![o, 0]),
-        ("guard.len", |x, _| Op::GuardLen(x, 1), vec![o, 0]),
-        ("guard.index", Op::GuardIndex, vec![o, int(2)]),
-        ("guard.unwatched", |x, _| Op::GuardUnwatched(x), vec![o, 0]),
-    ];
-    cases
-        .into_iter()
-        .map(|(name, op, inputs)| {
-            let (t, frame) = one(op, inputs);
-            (name, t, frame)
-        })
-        .collect()
+/// A one-instruction trace on inputs 0 and 1 and the frame to run it on. Exit s0 belongs to the
+/// operation and writes input 0 into slot 2; s1 is the normal end and writes the operation's
+/// value, if any, there.
+struct Case {
+    name: &'static str,
+    trace: Trace,
+    frame: Vec<u64>,
+}
+
+fn case(name: &'static str, op: fn(Ref, Ref) -> Op, inputs: [u64; 2]) -> Case {
+    let mut t = Trace::new(3);
+    let a = t.push(Op::Input(0), None);
+    let b = t.push(Op::Input(1), None);
+    let fail = t.snapshot(vec![(2, a)]);
+    let r = t.push(op(a, b), Some(fail));
+    let has_value = t.insts[r.0 as usize].op.has_value();
+    let done = t.snapshot(if has_value { vec![(2, r)] } else { vec![] });
+    t.push(Op::Exit, Some(done));
+    Case { name, trace: t, frame: vec![inputs[0], inputs[1], UNTOUCHED] }
+}
+
+/// A case for each operation that may exit (besides `Exit`), with inputs that make it pass.
+fn passing_cases(heap: &mut Heap, class: Value) -> Vec<Case> {
+    let o = array(heap, class, &[Value::from_int(5), Value::from_int(6)]).raw();
+    vec![
+        case("quo", Op::Quo, [int(17), int(5)]),
+        case("rem", Op::Rem, [int(17), int(5)]),
+        case("guard.kind", |x, _| Op::GuardKind(x, Kind::Pointers as u8), [o, 0]),
+        case("guard.len", |x, _| Op::GuardLen(x, 1), [o, 0]),
+        case("guard.index", Op::GuardIndex, [o, int(2)]),
+        case("guard.unwatched", |x, _| Op::GuardUnwatched(x), [o, 0]),
+    ]
 }
 
 #[test]
 fn force_exits_leaves_by_each_snapshot_once_then_runs_normally() {
     let (mut heap, class) = heap();
-    for (name, t, frame) in passing_cases(&mut heap, class) {
+    for Case { name, trace: t, frame } in passing_cases(&mut heap, class) {
         let last = frame.len() - 1;
         // Compiled normally, the inputs pass.
         let mut normal = frame.clone();
@@ -507,8 +516,11 @@ fn array_loop() -> Trace {
     t
 }
 
-/// What `array_loop` leaves: (exit, i, sum, elements), computed in Rust.
-fn array_loop_in_rust(elems: &[Value], d: i32) -> (SnapId, i32, i32, Vec<Value>) {
+/// Where `array_loop` leaves: (exit, i, sum, elements).
+type LoopEnd = (SnapId, i32, i32, Vec<Value>);
+
+/// What `array_loop` leaves, computed in Rust.
+fn array_loop_in_rust(elems: &[Value], d: i32) -> LoopEnd {
     let mut elems = elems.to_vec();
     let mut sum = 0i32;
     for k in 0..elems.len() {
@@ -527,12 +539,7 @@ fn array_loop_in_rust(elems: &[Value], d: i32) -> (SnapId, i32, i32, Vec<Value>)
 /// Runs compiled `array_loop` code from i = 1, sum = 0, re-entering after every exit but the
 /// loop's end, at most `max_runs` times: answers the final (exit, i, sum, elements) and the
 /// number of runs.
-fn run_array_loop(
-    code: &CompiledTrace,
-    arr: Value,
-    d: i32,
-    max_runs: usize,
-) -> ((SnapId, i32, i32, Vec<Value>), usize) {
+fn run_array_loop(code: &CompiledTrace, arr: Value, d: i32, max_runs: usize) -> (LoopEnd, usize) {
     let mut frame = [arr.raw(), int(1), int(0), int(d)];
     for runs in 1..=max_runs {
         let exit = run(code, &mut frame).unwrap();
