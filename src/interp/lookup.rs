@@ -18,10 +18,10 @@ pub const WATCH_ALL: u8 = 2;
 /// Header flag: this object is a Method, or the bytecodes of one, whose `MethodData` (quick form,
 /// stack depth, send sites) was derived from it; a store recomputes that data.
 pub const WATCH_METHOD: u8 = 16;
-
-/// Entries of the direct-mapped cache in front of `Vm::method_index`.
 /// Every watch bit: a store into an object with any of them may change what a lookup answers.
 pub const WATCH_MASK: u8 = WATCH_CLASS | WATCH_ALL | WATCH_METHOD;
+
+/// Entries of the direct-mapped cache in front of `Vm::method_index`.
 pub const METHOD_INDEX_CACHE: usize = 512;
 
 /// A multiplicative hash for pairs of object addresses (std's SipHash is needlessly slow here).

@@ -29,10 +29,11 @@ pub const DEFAULT_THRESHOLD: u32 = 50;
 /// 2^MAX_BACKOFF times the threshold: a loop that cannot be traced costs one recorded iteration
 /// per `threshold << MAX_BACKOFF` iterations (about 0.1% of its time).
 pub const MAX_BACKOFF: u8 = 10;
-/// Traces kept for one loop header (one per entry key, e.g. per block run by `to:do:`).
+/// Entry keys (each with its own counter, back-off and trace) kept for one loop header.
 pub const MAX_TRACES_PER_LOOP: usize = 8;
-/// A trace entered this often that has completed fewer iterations than entries is retired
-/// (it no longer fits what the loop does, e.g. its sum became a LargePositive).
+/// Entries per retirement check: a trace that, in such a window, left more than 7/8 of the time
+/// before completing an iteration by an exit that does not end the loop is retired (it no longer
+/// fits what the loop does, e.g. its sum became a LargePositive).
 pub const RETIRE_AFTER_ENTRIES: u64 = 64;
 
 #[derive(Clone, Copy, Debug)]
@@ -48,14 +49,36 @@ impl Default for JitOptions {
     }
 }
 
-/// Per loop header (kept in the method's `MethodData`): its counter and its traces.
+/// Per loop header (kept in the method's `MethodData`): one `KeyState` per entry key seen
+/// there (see `Vm::entry_key`; `to:do:` runs many blocks through one header).
 #[derive(Clone, Debug, Default)]
 pub struct LoopSlot {
     pub ip: u32,
+    pub keys: SmallVec<[KeyState; 2]>,
+}
+
+/// Hotness, back-off and trace of one (loop header, entry key).
+#[derive(Clone, Debug, Default)]
+pub struct KeyState {
+    pub key: u64,
     pub counter: u32,
     pub aborts: u8,
-    /// (entry key, trace id): see `Vm::entry_key`.
-    pub traces: SmallVec<[(u64, u32); 2]>,
+    pub trace: Option<u32>,
+}
+
+impl LoopSlot {
+    /// The state for `key` (the last one stands for every key beyond `MAX_TRACES_PER_LOOP`).
+    fn key_state(&mut self, key: u64) -> &mut KeyState {
+        let i = match self.keys.iter().position(|k| k.key == key) {
+            Some(i) => i,
+            None if self.keys.len() < MAX_TRACES_PER_LOOP => {
+                self.keys.push(KeyState { key, ..KeyState::default() });
+                self.keys.len() - 1
+            }
+            None => self.keys.len() - 1,
+        };
+        &mut self.keys[i]
+    }
 }
 
 /// A compiled trace and what the VM needs to enter and leave it.
@@ -70,6 +93,12 @@ pub struct TraceEntry {
     pub constants: Vec<Value>,
     pub exit_counts: Vec<u64>,
     pub entries: u64,
+    /// Per snapshot: leaving by it ends the loop (see `Recording::loop_exits`).
+    pub loop_exits: Vec<bool>,
+    /// Entries in the current window of `RETIRE_AFTER_ENTRIES`, and how many of them left
+    /// before one iteration by an exit that does not end the loop.
+    window_entries: u64,
+    window_misses: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -156,13 +185,16 @@ impl Jit {
         for t in &self.traces {
             let exits: u64 = t.exit_counts.iter().sum();
             let iterations = t.code.as_ref().map(|c| c.iterations()).unwrap_or(0);
+            let by_snapshot: Vec<String> =
+                t.exit_counts.iter().enumerate().filter(|(_, &n)| n > 0).map(|(s, n)| format!("s{s}×{n}")).collect();
             out.push_str(&format!(
-                "jit: trace {} {}: {} entries, {} iterations, {} exits{}\n",
+                "jit: trace {} {}: {} entries, {} iterations, {} exits ({}){}\n",
                 t.id,
                 t.start,
                 t.entries,
                 iterations,
                 exits,
+                by_snapshot.join(" "),
                 if t.code.is_none() { " (invalidated)" } else { "" }
             ));
         }
@@ -193,19 +225,22 @@ impl Vm {
                 loops.len() - 1
             }
         };
-        let slot = &mut loops[at];
-        if let Some(&(_, tid)) = slot.traces.iter().find(|t| t.0 == key) {
+        let state = loops[at].key_state(key);
+        if let (Some(tid), true) = (state.trace, state.key == key) {
             if self.enter_trace(tid).is_some() {
                 return Edge::Continue;
             }
         }
-        let slot = &mut self.method_data[data].loops[at];
-        slot.counter += 1;
-        let needed = self.jit.options.threshold.saturating_mul(1 << slot.aborts.min(MAX_BACKOFF));
-        if slot.counter < needed || slot.traces.len() >= MAX_TRACES_PER_LOOP {
+        let state = self.method_data[data].loops[at].key_state(key);
+        if state.trace.is_some() {
             return Edge::Continue;
         }
-        slot.counter = 0;
+        state.counter += 1;
+        let needed = self.jit.options.threshold.saturating_mul(1 << state.aborts.min(MAX_BACKOFF));
+        if state.counter < needed {
+            return Edge::Continue;
+        }
+        state.counter = 0;
         match Recorder::start(self, self.jit.dump.is_some()) {
             Ok(mut rec) => {
                 rec.key = key;
@@ -219,7 +254,7 @@ impl Vm {
             }
             Err(why) => {
                 let method = self.regs.method;
-                self.note_abort(method, header, &why);
+                self.note_abort(method, header, key, &why);
                 Edge::Continue
             }
         }
@@ -267,7 +302,7 @@ impl Vm {
             }
             Err(why) => {
                 self.end_recording();
-                self.note_abort(rec.start.method, rec.start.header, &why);
+                self.note_abort(rec.start.method, rec.start.header, rec.key, &why);
                 true
             }
         }
@@ -277,7 +312,7 @@ impl Vm {
     pub(crate) fn abort_recording(&mut self, why: &str) {
         if let Some(rec) = self.jit.recorder.take() {
             self.end_recording();
-            self.note_abort(rec.start.method, rec.start.header, why);
+            self.note_abort(rec.start.method, rec.start.header, rec.key, why);
         }
     }
 
@@ -288,7 +323,7 @@ impl Vm {
         }
     }
 
-    fn note_abort(&mut self, method: Value, header: usize, why: &str) {
+    fn note_abort(&mut self, method: Value, header: usize, key: u64, why: &str) {
         *self.jit.stats.aborts.entry(why.to_string()).or_default() += 1;
         tracing::debug!(target: "tracevm::jit", "abort at {} @{header}: {why}", method_name(self, method));
         if self.jit.dump.is_some() {
@@ -299,8 +334,9 @@ impl Vm {
         }
         if let Some(data) = self.data_of(method) {
             if let Some(slot) = self.method_data[data].loops.iter_mut().find(|l| l.ip == header as u32) {
-                slot.aborts = slot.aborts.saturating_add(1);
-                slot.counter = 0;
+                let state = slot.key_state(key);
+                state.aborts = state.aborts.saturating_add(1);
+                state.counter = 0;
             }
         }
     }
@@ -325,7 +361,7 @@ impl Vm {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("backend: {e}");
-                self.note_abort(rec.start.method, rec.start.header, &why);
+                self.note_abort(rec.start.method, rec.start.header, rec.key, &why);
                 return;
             }
         };
@@ -350,6 +386,9 @@ impl Vm {
             constants,
             exit_counts: vec![0; n_exits],
             entries: 0,
+            loop_exits: rec.loop_exits,
+            window_entries: 0,
+            window_misses: 0,
         });
         self.jit.stats.traces_compiled += 1;
         if let Some(data) = self.data_of(rec.start.method) {
@@ -361,10 +400,10 @@ impl Vm {
                     loops.len() - 1
                 }
             };
-            let slot = &mut loops[at];
-            slot.traces.retain(|t| t.0 != rec.key);
-            slot.traces.push((rec.key, id));
-            slot.counter = 0;
+            let state = loops[at].key_state(rec.key);
+            state.key = rec.key;
+            state.trace = Some(id);
+            state.counter = 0;
         }
     }
 
@@ -415,7 +454,16 @@ impl Vm {
         let t = &mut self.jit.traces[tid as usize];
         t.entries += 1;
         t.exit_counts[exit] += 1;
-        let retire = t.entries >= RETIRE_AFTER_ENTRIES && t.code.as_ref().is_some_and(|c| c.iterations() < t.entries);
+        t.window_entries += 1;
+        if done == 0 && !t.loop_exits.get(exit).copied().unwrap_or(false) {
+            t.window_misses += 1;
+        }
+        let mut retire = false;
+        if t.window_entries >= RETIRE_AFTER_ENTRIES {
+            retire = 8 * t.window_misses > 7 * t.window_entries;
+            t.window_entries = 0;
+            t.window_misses = 0;
+        }
         self.jit.stats.trace_entries += 1;
         self.jit.stats.exits += 1;
         // Deoptimise: the exit map is cloned out so that materialising may borrow the VM.
@@ -436,9 +484,9 @@ impl Vm {
         *self.jit.stats.aborts.entry("retired: left early too often".to_string()).or_default() += 1;
         for d in &mut self.method_data {
             for l in &mut d.loops {
-                if l.traces.iter().any(|t| t.1 == tid) {
-                    l.traces.retain(|t| t.1 != tid);
-                    l.aborts = l.aborts.saturating_add(1);
+                for k in l.keys.iter_mut().filter(|k| k.trace == Some(tid)) {
+                    k.trace = None;
+                    k.aborts = k.aborts.saturating_add(1);
                 }
             }
         }
@@ -457,8 +505,10 @@ impl Vm {
         if any {
             for d in &mut self.method_data {
                 for l in &mut d.loops {
-                    l.traces.clear();
-                    l.counter = 0;
+                    for k in &mut l.keys {
+                        k.trace = None;
+                        k.counter = 0;
+                    }
                 }
             }
         }

@@ -98,6 +98,9 @@ pub struct Recording {
     pub need_args: usize,
     pub need_temps: usize,
     pub log: Vec<String>,
+    /// Per snapshot: whether leaving by it means the loop has ended (a branch in the root frame
+    /// whose other side jumps past the loop's back edge), which is not a sign of a bad trace.
+    pub loop_exits: Vec<bool>,
 }
 
 pub struct Recorder {
@@ -120,6 +123,10 @@ pub struct Recorder {
     pre_stack: Vec<Sym>,
     pre_ip: usize,
     steps: usize,
+    /// (snapshot, the other side's ip) of every branch guard in the root frame.
+    root_branches: Vec<(SnapId, usize)>,
+    /// The ip of the loop's back edge (its last instruction), once seen.
+    loop_end: usize,
     /// One line per recorded bytecode (only when dumping).
     pub log: Option<Vec<String>>,
 }
@@ -245,13 +252,22 @@ impl Recorder {
             pre_stack: Vec::new(),
             pre_ip: r.ip,
             steps: 0,
+            root_branches: Vec::new(),
+            loop_end: usize::MAX,
             log: dump.then(Vec::new),
         })
     }
 
     /// The recording so far, as a finished trace (after `Step::Closed`).
     pub fn finish(self) -> Recording {
+        let mut loop_exits = vec![false; self.exits.len()];
+        for &(snap, other) in &self.root_branches {
+            if other > self.loop_end {
+                loop_exits[snap.0 as usize] = true;
+            }
+        }
         Recording {
+            loop_exits,
             key: self.key,
             trace: self.trace,
             exits: self.exits,
@@ -639,8 +655,11 @@ impl Recorder {
                 }
                 6 => {
                     let t = d.extra as usize;
-                    if t < next && !(self.frames.len() == 1 && t == self.start.header) {
-                        return abort("inner loop");
+                    if t < next {
+                        if !(self.frames.len() == 1 && t == self.start.header) {
+                            return abort("inner loop");
+                        }
+                        self.loop_end = ip;
                     }
                 }
                 7 | 8 => {
@@ -651,6 +670,12 @@ impl Recorder {
                             let k = vm.k;
                             if c == k.true_ || c == k.false_ {
                                 self.guard(Op::GuardIs(r, c))?;
+                                if self.frames.len() == 1 {
+                                    let taken = c == if n == 7 { k.true_ } else { k.false_ };
+                                    let other = if taken { next } else { d.extra as usize };
+                                    let snap = self.snapshot()?;
+                                    self.root_branches.push((snap, other));
+                                }
                             } else {
                                 self.guard(Op::GuardIsNot(r, k.true_))?;
                                 self.guard(Op::GuardIsNot(r, k.false_))?;
