@@ -91,11 +91,9 @@ fn mutated_seeds_run_the_same_with_and_without_the_jit() {
     // operators and selectors change, which changes what the loops compute and send.
     let replacements = [b'0', b'7', b'-', b'*', b'<', b'x', b' '];
     for (name, program) in seeds() {
-        let mut k = 0usize;
-        for at in (0..program.len()).step_by(31) {
+        for (k, at) in (0..program.len()).step_by(31).enumerate() {
             let mut p = program.clone();
             p[at] = replacements[k % replacements.len()];
-            k += 1;
             compare(&format!("{name} with byte {at} replaced"), &p);
         }
     }
