@@ -87,8 +87,17 @@ pub struct TraceEntry {
     pub start: String,
     pub code: Option<x64::CompiledTrace>,
     pub exits: Vec<ExitState>,
-    pub need_args: usize,
-    pub need_temps: usize,
+    /// What entering requires of each real frame (outermost first), and how many arguments and
+    /// temporaries of each the trace reads unchecked.
+    pub entry: Vec<recorder::EntryFrame>,
+    pub needs: Vec<(usize, usize)>,
+    /// For a side trace: (parent trace, the parent's exit it continues from).
+    pub parent: Option<(u32, u32)>,
+    /// For a side trace: its last exit, back at the parent's loop header.
+    pub end_exit: Option<usize>,
+    /// For a loop trace: the side trace attached to each exit, and aborted attempts to record one.
+    pub side: Vec<Option<u32>>,
+    pub side_aborts: Vec<u8>,
     /// Objects the trace embeds: the collector keeps them alive.
     pub constants: Vec<Value>,
     pub exit_counts: Vec<u64>,
@@ -202,6 +211,21 @@ impl Jit {
     }
 }
 
+/// Exits of a loop trace taken this often get a side trace.
+pub const SIDE_THRESHOLD: u64 = 10;
+/// Aborted attempts to record a side trace for one exit before it is left to the interpreter.
+pub const MAX_SIDE_ABORTS: u8 = 3;
+
+/// What entering a trace came to.
+enum Entered {
+    /// Its entry conditions did not hold.
+    No,
+    /// It ran (and whatever it linked to); the interpreter continues where it left.
+    Ran,
+    /// It ran and left by a hot exit without a side trace: record one from here.
+    RecordSide(u32, u32),
+}
+
 /// What the interpreter does after a back edge.
 pub(crate) enum Edge {
     Continue,
@@ -227,8 +251,10 @@ impl Vm {
         };
         let state = loops[at].key_state(key);
         if let (Some(tid), true) = (state.trace, state.key == key) {
-            if self.enter_trace(tid).is_some() {
-                return Edge::Continue;
+            match self.enter_trace(tid) {
+                Entered::No => {}
+                Entered::Ran => return Edge::Continue,
+                Entered::RecordSide(parent, exit) => return self.start_side_recording(parent, exit),
             }
         }
         let state = self.method_data[data].loops[at].key_state(key);
@@ -255,6 +281,29 @@ impl Vm {
             Err(why) => {
                 let method = self.regs.method;
                 self.note_abort(method, header, key, &why);
+                Edge::Continue
+            }
+        }
+    }
+
+    /// Starts recording a side trace from exit `exit` of trace `parent`, just deoptimised.
+    fn start_side_recording(&mut self, parent: u32, exit: u32) -> Edge {
+        let t = &self.jit.traces[parent as usize];
+        let frames = t.exits[exit as usize].frames.len();
+        let header = t.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
+        match Recorder::start_side(self, frames, header, (parent, exit), self.jit.dump.is_some()) {
+            Ok(rec) => {
+                self.jit.recorder = Some(Box::new(rec));
+                self.jit.recording_since = Some(Instant::now());
+                self.jit.saved_plain = self.plain;
+                self.jit.abort_pending = None;
+                self.plain = true;
+                Edge::Record
+            }
+            Err(why) => {
+                let t = &mut self.jit.traces[parent as usize];
+                t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
+                *self.jit.stats.aborts.entry(why).or_default() += 1;
                 Edge::Continue
             }
         }
@@ -297,12 +346,33 @@ impl Vm {
             }
             Ok(Step::Closed) => {
                 self.end_recording();
-                self.install(rec.finish());
+                match rec.close_side() {
+                    Ok(()) => self.install(rec.finish()),
+                    Err(why) => {
+                        if let Some((parent, exit)) = rec.start.parent {
+                            let t = &mut self.jit.traces[parent as usize];
+                            t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
+                        }
+                        *self.jit.stats.aborts.entry(why).or_default() += 1;
+                    }
+                }
                 true
             }
             Err(why) => {
                 self.end_recording();
-                self.note_abort(rec.start.method, rec.start.header, rec.key, &why);
+                if let Some((parent, exit)) = rec.start.parent {
+                    let t = &mut self.jit.traces[parent as usize];
+                    t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
+                    *self.jit.stats.aborts.entry(format!("side trace: {why}")).or_default() += 1;
+                    if self.jit.dump.is_some() {
+                        let line = format!("---- abort: side trace of trace {parent} exit s{exit}: {why}\n");
+                        if let Some(d) = self.jit.dump.as_mut() {
+                            let _ = d.write_all(line.as_bytes());
+                        }
+                    }
+                } else {
+                    self.note_abort(rec.start.method, rec.start.header, rec.key, &why);
+                }
                 true
             }
         }
@@ -356,7 +426,15 @@ impl Vm {
         let t2 = Instant::now();
         self.jit.stats.optimize_ns += (t1 - t0).as_nanos() as u64;
         self.jit.stats.assemble_ns += (t2 - t1).as_nanos() as u64;
-        let start = format!("{} @ {}", method_name(self, rec.start.method), rec.start.header);
+        if let Some((parent, _)) = rec.start.parent {
+            if self.jit.traces[parent as usize].code.is_none() {
+                return; // the parent was invalidated or retired while this was recorded
+            }
+        }
+        let start = match rec.start.parent {
+            None => format!("{} @ {}", method_name(self, rec.start.method), rec.start.header),
+            Some((p, e)) => format!("side trace of trace {p} exit s{e} ({})", method_name(self, rec.start.top_method)),
+        };
         let code = match compiled {
             Ok(c) => c,
             Err(e) => {
@@ -381,8 +459,12 @@ impl Vm {
             start,
             code: Some(code),
             exits: rec.exits,
-            need_args: rec.need_args,
-            need_temps: rec.need_temps,
+            entry: rec.entry,
+            needs: rec.needs,
+            parent: rec.start.parent,
+            end_exit: rec.end_exit,
+            side: vec![None; n_exits],
+            side_aborts: vec![0; n_exits],
             constants,
             exit_counts: vec![0; n_exits],
             entries: 0,
@@ -391,6 +473,10 @@ impl Vm {
             window_misses: 0,
         });
         self.jit.stats.traces_compiled += 1;
+        if let Some((parent, exit)) = rec.start.parent {
+            self.jit.traces[parent as usize].side[exit as usize] = Some(id);
+            return;
+        }
         if let Some(data) = self.data_of(rec.start.method) {
             let loops = &mut self.method_data[data].loops;
             let at = match loops.iter().position(|l| l.ip == rec.start.header as u32) {
@@ -407,66 +493,129 @@ impl Vm {
         }
     }
 
-    /// Runs trace `tid` from the current state (at its loop header) and deoptimises at its exit.
-    /// None when the current context does not meet the trace's entry conditions; otherwise
-    /// whether the loop completed at least one iteration.
-    fn enter_trace(&mut self, tid: u32) -> Option<bool> {
-        let t = &self.jit.traces[tid as usize];
-        let slots = t.code.as_ref()?.slots();
-        let (need_args, need_temps) = (t.need_args, t.need_temps);
-        let r = &self.regs;
-        let (args, temps) = (r.args, r.temps);
-        if r.sp != 0 || args.len() < need_args || (need_temps > 0 && temps.len() < need_temps) {
-            return None;
+    /// Runs trace `tid` from the current state and deoptimises where it leaves; then follows
+    /// side traces and returns to loop traces while compiled code can carry on.
+    fn enter_trace(&mut self, first: u32) -> Entered {
+        let mut tid = first;
+        let mut entered = false;
+        loop {
+            let Some(exit) = self.run_trace(tid) else {
+                return if entered { Entered::Ran } else { Entered::No };
+            };
+            entered = true;
+            let t = &self.jit.traces[tid as usize];
+            // Where to go next without the interpreter; it takes over for collections and budgets.
+            if self.heap.wants_collection() || self.budget.is_some_and(|b| b < 1000) {
+                return Entered::Ran;
+            }
+            if t.end_exit == Some(exit) {
+                let (parent, _) = t.parent.expect("side traces have parents");
+                tid = parent;
+                continue;
+            }
+            if let Some(side) = t.side.get(exit).copied().flatten() {
+                if self.jit.traces[side as usize].code.is_some() {
+                    tid = side;
+                    continue;
+                }
+            }
+            let hot = t.parent.is_none()
+                && exit != 0
+                && !t.loop_exits.get(exit).copied().unwrap_or(true)
+                && t.exit_counts[exit] >= SIDE_THRESHOLD
+                && t.side_aborts.get(exit).is_some_and(|&a| a < MAX_SIDE_ABORTS);
+            if hot && t.side.get(exit) == Some(&None) {
+                return Entered::RecordSide(tid, exit as u32);
+            }
+            return Entered::Ran;
         }
-        // The trace stores into the root's temporaries without the watch check.
-        if need_temps > 0 && temps.obj().flags() & crate::interp::WATCH_MASK != 0 {
-            return None;
-        }
+    }
+
+    /// Runs one trace from the current state (if its entry conditions hold) and materialises its
+    /// exit; answers the exit taken.
+    fn run_trace(&mut self, tid: u32) -> Option<usize> {
         self.save_regs_for_jit();
+        let t = &self.jit.traces[tid as usize];
+        let slots = t.code.as_ref()?.slots() as usize;
+        let n = t.entry.len();
         let mut buffer = std::mem::take(&mut self.jit.buffer);
         buffer.clear();
-        buffer.resize(slots.max(3) as usize, 0);
-        buffer[0] = self.regs.ctx.raw();
-        buffer[1] = args.obj().raw();
-        buffer[2] = if need_temps > 0 { temps.obj().raw() } else { self.k.nil.raw() };
+        buffer.resize(slots.max(4 * n), 0);
+        // The real frames, outermost first, each checked against what the trace was recorded on.
+        let mut c = self.regs.ctx;
+        let mut ok = true;
+        for i in (0..n).rev() {
+            let want = t.entry[i];
+            let (need_args, need_temps) = t.needs[i];
+            let good = c.is_pointers()
+                && c.len() >= crate::interp::ctx::SIZE
+                && c.slot(crate::interp::ctx::METHOD) == want.method
+                && c.slot(crate::interp::ctx::STACK_TOP) == Value::from_int(want.sp as i32);
+            if !good {
+                ok = false;
+                break;
+            }
+            let args = c.slot(crate::interp::ctx::ARGUMENTS);
+            let temps = c.slot(crate::interp::ctx::TEMPORARIES);
+            let stack = c.slot(crate::interp::ctx::STACK);
+            let fits = |a: Value, need: usize| need == 0 || (a.is_pointers() && a.len() >= need);
+            if !fits(args, need_args)
+                || !fits(temps, need_temps)
+                || (need_temps > 0 && temps.flags() & crate::interp::WATCH_MASK != 0)
+                || !stack.is_pointers()
+                || stack.len() < want.sp
+            {
+                ok = false;
+                break;
+            }
+            buffer[4 * i] = c.raw();
+            buffer[4 * i + 1] = args.raw();
+            buffer[4 * i + 2] = temps.raw();
+            buffer[4 * i + 3] = stack.raw();
+            c = c.slot(crate::interp::ctx::PREVIOUS);
+        }
+        if !ok {
+            self.jit.buffer = buffer;
+            return None;
+        }
         // An execution budget bounds compiled loops too: one back edge, one safepoint.
         let fuel = self.budget.map_or(u64::MAX, |b| b.max(1));
         self.jit.fuel.set(fuel);
         let code = self.jit.traces[tid as usize].code.as_ref()?;
         let before = code.iterations();
-        // SAFETY: the trace was recorded from this method at this header; its inputs are this
-        // context, its arguments and temporaries Arrays, checked above to have the slots the
-        // trace reads without guards; everything else it reads is guarded in the trace.
+        // SAFETY: the trace was recorded on contexts running these methods with these stack
+        // depths; its inputs are those contexts and their arguments, temporaries and stack
+        // Arrays, checked above to have every slot the trace reads without a guard; everything
+        // else it reads is guarded in the trace.
         let exit = unsafe { code.run(&mut buffer) };
         let done = code.iterations() - before;
-        let iterated = done > 0;
         if let Some(b) = self.budget.as_mut() {
             *b = b.saturating_sub(done);
         }
-        let exit = match exit {
-            Ok(s) => s.0 as usize,
-            Err(_) => {
-                self.jit.buffer = buffer;
-                return None;
-            }
+        let Ok(exit) = exit.map(|s| s.0 as usize) else {
+            self.jit.buffer = buffer;
+            return None;
         };
         let t = &mut self.jit.traces[tid as usize];
         t.entries += 1;
         t.exit_counts[exit] += 1;
-        t.window_entries += 1;
-        if done == 0 && !t.loop_exits.get(exit).copied().unwrap_or(false) {
-            t.window_misses += 1;
-        }
         let mut retire = false;
-        if t.window_entries >= RETIRE_AFTER_ENTRIES {
-            retire = 8 * t.window_misses > 7 * t.window_entries;
-            t.window_entries = 0;
-            t.window_misses = 0;
+        if t.parent.is_none() {
+            t.window_entries += 1;
+            let ends_loop = t.loop_exits.get(exit).copied().unwrap_or(false);
+            let continued = t.side.get(exit).copied().flatten().is_some();
+            if done == 0 && !ends_loop && !continued {
+                t.window_misses += 1;
+            }
+            if t.window_entries >= RETIRE_AFTER_ENTRIES {
+                retire = 8 * t.window_misses > 7 * t.window_entries;
+                t.window_entries = 0;
+                t.window_misses = 0;
+            }
         }
         self.jit.stats.trace_entries += 1;
         self.jit.stats.exits += 1;
-        // Deoptimise: the exit map is cloned out so that materialising may borrow the VM.
+        // Deoptimise: the exit map is taken out so that materialising may borrow the VM.
         let state = std::mem::take(&mut self.jit.traces[tid as usize].exits[exit]);
         self.materialize(&state, &buffer);
         self.jit.traces[tid as usize].exits[exit] = state;
@@ -474,7 +623,7 @@ impl Vm {
         if retire {
             self.retire_trace(tid);
         }
-        Some(iterated)
+        Some(exit)
     }
 
     /// Stops entering a trace that keeps leaving early; its loop may be recorded again (after the

@@ -74,9 +74,31 @@ struct Frame {
 /// Where recording began.
 #[derive(Clone, Copy, Debug)]
 pub struct Start {
+    /// The method of the outermost frame, whose loop this is.
     pub method: Value,
     pub header: usize,
     pub root_ctx: Value,
+    /// The method running where recording began (the parent's exit, for a side trace).
+    pub top_method: Value,
+    /// For a side trace: (parent trace, exit snapshot).
+    pub parent: Option<(u32, u32)>,
+}
+
+/// A real frame's arguments and temporaries Arrays (trace inputs) and how many of their slots the
+/// trace reads unchecked (entry checks them).
+#[derive(Clone, Copy, Debug)]
+struct RealInputs {
+    args: Ref,
+    temps: Ref,
+    need_args: usize,
+    need_temps: usize,
+}
+
+/// What entering a trace requires of each real frame (outermost first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryFrame {
+    pub method: Value,
+    pub sp: usize,
 }
 
 /// What `observe` decided.
@@ -93,14 +115,16 @@ pub struct Recording {
     pub trace: Trace,
     pub exits: Vec<ExitState>,
     pub start: Start,
-    /// The root context's arguments and temporaries the trace reads unchecked: entry requires
-    /// that many.
-    pub need_args: usize,
-    pub need_temps: usize,
+    /// Per real frame at entry (outermost first): its method and stack depth, and how many of
+    /// its arguments and temporaries the trace reads unchecked. Entry requires all of it.
+    pub entry: Vec<EntryFrame>,
+    pub needs: Vec<(usize, usize)>,
     pub log: Vec<String>,
     /// Per snapshot: whether leaving by it means the loop has ended (a branch in the root frame
     /// whose other side jumps past the loop's back edge), which is not a sign of a bad trace.
     pub loop_exits: Vec<bool>,
+    /// A side trace's last exit (back at the loop header).
+    pub end_exit: Option<usize>,
 }
 
 pub struct Recorder {
@@ -114,10 +138,9 @@ pub struct Recorder {
     next_frame: u32,
     consts: HashMap<u64, Ref>,
     const_of: HashMap<Ref, Value>,
-    root_args: Ref,
-    root_temps: Ref,
-    need_args: usize,
-    need_temps: usize,
+    real: Vec<RealInputs>,
+    entry: Vec<EntryFrame>,
+    end_exit: Option<usize>,
     /// The snapshot of the state before the current bytecode, once a guard needed it.
     snap: Option<SnapId>,
     pre_stack: Vec<Sym>,
@@ -199,63 +222,129 @@ fn mnemonic(d: &Decoded) -> String {
 }
 
 impl Recorder {
-    /// Starts recording at the loop header the interpreter has just jumped back to. None when
-    /// the state there is not one a trace can start from.
+    /// Starts recording at the loop header the interpreter has just jumped back to.
     pub fn start(vm: &Vm, dump: bool) -> Result<Recorder, Abort> {
-        let r = &vm.regs;
-        if r.sp != 0 {
+        if vm.regs.sp != 0 {
             return abort("loop header with a non-empty stack");
         }
-        let mut trace = Trace::new(3);
-        let ctx_in = trace.push(Op::Input(0), None);
-        let args_in = trace.push(Op::Input(1), None);
-        let temps_in = trace.push(Op::Input(2), None);
-        trace.push(Op::Loop, None);
-        // Snapshot 0: the loop header itself (where a trace out of fuel resumes).
-        let header = ExitState {
-            frames: vec![FrameDesc {
-                kind: FrameKind::Real { ctx: Loc::Slot(0) },
-                ip: r.ip as u32,
-                stack: Vec::new(),
-                stack_size: r.stack.len() as u32,
-            }],
-            objects: Vec::new(),
-        };
-        trace.snapshot(vec![(0, ctx_in)]);
-        let root = Frame {
-            id: 0,
-            ty: FrameType::Real { ctx: ctx_in },
-            method: r.method,
-            args: Sym::Ir(args_in),
-            temps: Sym::Ir(temps_in),
-            stack: Vec::new(),
-            ip: r.ip,
-            stack_size: r.stack.len() as u32,
-            // A method context is its own home; a block context's home is loaded when needed.
-            home: (r.ctx.len() < ctx::BLOCK_SIZE).then_some(CtxRef::Real(ctx_in)),
-        };
+        Recorder::begin(vm, 1, vm.regs.ip, None, dump)
+    }
+
+    /// Starts recording a side trace where a trace has just left (and been deoptimised): the
+    /// `frames` innermost contexts, all real now, are its inputs; it ends when control is back
+    /// at `header` in the outermost of them.
+    pub fn start_side(
+        vm: &Vm,
+        frames: usize,
+        header: usize,
+        parent: (u32, u32),
+        dump: bool,
+    ) -> Result<Recorder, Abort> {
+        Recorder::begin(vm, frames, header, Some(parent), dump)
+    }
+
+    fn begin(vm: &Vm, n: usize, header: usize, parent: Option<(u32, u32)>, dump: bool) -> Result<Recorder, Abort> {
+        // The contexts, outermost first.
+        let mut chain = vec![vm.regs.ctx];
+        while chain.len() < n {
+            let below = chain.last().and_then(|c| c.slot_checked(ctx::PREVIOUS)).unwrap_or(vm.k.nil);
+            if !below.is_pointers() || below.len() < ctx::SIZE {
+                return abort("side exit's contexts are not a chain");
+            }
+            chain.push(below);
+        }
+        chain.reverse();
+        let mut trace = Trace::new(4 * n as u16);
+        let mut frames = Vec::with_capacity(n);
+        let mut real = Vec::with_capacity(n);
+        let mut entry = Vec::with_capacity(n);
+        for (i, &c) in chain.iter().enumerate() {
+            let ctx_in = trace.push(Op::Input(4 * i as u16), None);
+            let args_in = trace.push(Op::Input(4 * i as u16 + 1), None);
+            let temps_in = trace.push(Op::Input(4 * i as u16 + 2), None);
+            let stack_in = trace.push(Op::Input(4 * i as u16 + 3), None);
+            let top = i + 1 == n;
+            let (ip, sp) = if top {
+                (vm.regs.ip, vm.regs.sp)
+            } else {
+                match (c.slot(ctx::BYTE_POINTER).as_int(), c.slot(ctx::STACK_TOP).as_int()) {
+                    (Some(ip), Some(sp)) if ip >= 0 && sp >= 0 => (ip as usize, sp as usize),
+                    _ => return abort("side exit's context has no ip or sp"),
+                }
+            };
+            let stack_obj = c.slot(ctx::STACK);
+            if !stack_obj.is_pointers() || stack_obj.len() < sp {
+                return abort("side exit's context has a malformed stack");
+            }
+            let method = c.slot(ctx::METHOD);
+            let stack = (0..sp).map(|j| Sym::Ir(trace.push(Op::LoadSlot(stack_in, j as u32), None))).collect();
+            frames.push(Frame {
+                id: i as u32,
+                ty: FrameType::Real { ctx: ctx_in },
+                method,
+                args: Sym::Ir(args_in),
+                temps: Sym::Ir(temps_in),
+                stack,
+                ip,
+                stack_size: stack_obj.len() as u32,
+                // A method context is its own home; a block context's home is loaded when needed.
+                home: (c.len() < ctx::BLOCK_SIZE).then_some(CtxRef::Real(ctx_in)),
+            });
+            real.push(RealInputs { args: args_in, temps: temps_in, need_args: 0, need_temps: 0 });
+            entry.push(EntryFrame { method, sp });
+        }
+        let mut exits = Vec::new();
+        if parent.is_none() {
+            trace.push(Op::Loop, None);
+            // Snapshot 0: the loop header itself (where a trace out of fuel resumes).
+            exits.push(ExitState {
+                frames: vec![FrameDesc {
+                    kind: FrameKind::Real { ctx: Loc::Slot(0) },
+                    ip: header as u32,
+                    stack: Vec::new(),
+                    stack_size: frames[0].stack_size,
+                }],
+                objects: Vec::new(),
+            });
+            trace.snapshot(vec![(0, Ref(0))]);
+        }
+        let (method, pre_ip) = (vm.regs.method, vm.regs.ip);
         Ok(Recorder {
             key: 0,
             trace,
-            exits: vec![header],
-            start: Start { method: r.method, header: r.ip, root_ctx: r.ctx },
-            frames: vec![root],
+            exits,
+            start: Start { method: frames[0].method, header, root_ctx: chain[0], top_method: method, parent },
+            frames,
             objs: Vec::new(),
-            next_frame: 1,
+            next_frame: n as u32,
             consts: HashMap::new(),
             const_of: HashMap::new(),
-            root_args: args_in,
-            root_temps: temps_in,
-            need_args: 0,
-            need_temps: 0,
+            real,
+            entry,
+            end_exit: None,
             snap: None,
             pre_stack: Vec::new(),
-            pre_ip: r.ip,
+            pre_ip,
             steps: 0,
             root_branches: Vec::new(),
             loop_end: usize::MAX,
             log: dump.then(Vec::new),
         })
+    }
+
+    /// Ends a side trace back at the loop header (after `Step::Closed`): an exit that leaves
+    /// only the loop's context, at the header, from which the loop trace is entered again.
+    pub fn close_side(&mut self) -> Result<(), Abort> {
+        if self.start.parent.is_none() {
+            return Ok(());
+        }
+        self.pre_ip = self.start.header;
+        self.pre_stack = self.frames[0].stack.clone();
+        self.snap = None;
+        let s = self.snapshot()?;
+        self.trace.push(Op::Exit, Some(s));
+        self.end_exit = Some(s.0 as usize);
+        Ok(())
     }
 
     /// The recording so far, as a finished trace (after `Step::Closed`).
@@ -268,12 +357,13 @@ impl Recorder {
         }
         Recording {
             loop_exits,
+            end_exit: self.end_exit,
             key: self.key,
             trace: self.trace,
             exits: self.exits,
             start: self.start,
-            need_args: self.need_args,
-            need_temps: self.need_temps,
+            entry: self.entry,
+            needs: self.real.iter().map(|r| (r.need_args, r.need_temps)).collect(),
             log: self.log.unwrap_or_default(),
         }
     }
@@ -357,7 +447,7 @@ impl Recorder {
             Sym::Ir(r) => {
                 let v = self.ir(v, "stored into a real array")?;
                 self.guard_array(r, n)?;
-                if r != self.root_temps && r != self.root_args {
+                if !self.real.iter().any(|x| x.temps == r || x.args == r) {
                     self.guard(Op::GuardUnwatched(r))?;
                 }
                 self.emit(Op::StoreSlot(r, n as u32, v));
@@ -368,10 +458,10 @@ impl Recorder {
 
     /// Makes slot `n` of the real array `r` safe to access.
     fn guard_array(&mut self, r: Ref, n: usize) -> Result<(), Abort> {
-        if r == self.root_args {
-            self.need_args = self.need_args.max(n + 1);
-        } else if r == self.root_temps {
-            self.need_temps = self.need_temps.max(n + 1);
+        if let Some(x) = self.real.iter_mut().find(|x| x.args == r) {
+            x.need_args = x.need_args.max(n + 1);
+        } else if let Some(x) = self.real.iter_mut().find(|x| x.temps == r) {
+            x.need_temps = x.need_temps.max(n + 1);
         } else {
             self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
             self.guard(Op::GuardLen(r, n as u32))?;
