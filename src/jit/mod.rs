@@ -602,9 +602,11 @@ impl Vm {
         let mut retire = false;
         if t.parent.is_none() {
             t.window_entries += 1;
+            // A side trace does not excuse an exit before the first iteration: a loop trace that
+            // always leaves early (recorded on a path the loop no longer takes) is better
+            // recorded again.
             let ends_loop = t.loop_exits.get(exit).copied().unwrap_or(false);
-            let continued = t.side.get(exit).copied().flatten().is_some();
-            if done == 0 && !ends_loop && !continued {
+            if done == 0 && !ends_loop {
                 t.window_misses += 1;
             }
             if t.window_entries >= RETIRE_AFTER_ENTRIES {
@@ -630,6 +632,9 @@ impl Vm {
     /// same back-off as an abort).
     fn retire_trace(&mut self, tid: u32) {
         self.jit.traces[tid as usize].code = None;
+        for t in self.jit.traces.iter_mut().filter(|t| t.parent.is_some_and(|(p, _)| p == tid)) {
+            t.code = None;
+        }
         *self.jit.stats.aborts.entry("retired: left early too often".to_string()).or_default() += 1;
         for d in &mut self.method_data {
             for l in &mut d.loops {
