@@ -58,8 +58,12 @@ pub fn boot(image: &[u8]) -> Result<Vm, BootError> {
 /// `boot` with the JIT configured before the prelude runs.
 pub fn boot_with(image: &[u8], jit: crate::jit::JitOptions) -> Result<Vm, BootError> {
     let mut vm = Vm::from_image_bytes(image)?;
-    vm.jit.options = jit;
+    // The prelude is a fixed few milliseconds of the image's compiler, whose loops the JIT would
+    // only try and abandon (they allocate): it runs interpreted, so start-up costs the same
+    // with or without the JIT.
+    vm.jit.options = crate::jit::JitOptions { enabled: false, ..jit };
     file_in(&mut vm, PRELUDE.as_bytes(), "images/headless.st").map_err(|e| BootError::Prelude(e.to_string()))?;
+    vm.jit.options = jit;
     Ok(vm)
 }
 
