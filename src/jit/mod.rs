@@ -55,11 +55,6 @@ impl Default for JitOptions {
 pub struct LoopSlot {
     pub ip: u32,
     pub keys: SmallVec<[KeyState; 2]>,
-    /// The entry key last computed here, and for which context: a loop's back edges mostly come
-    /// from one context, so the key is computed once per run of the loop. (A recycled context at
-    /// the same address may reuse a stale key; that only chooses a trace, whose guards decide.)
-    last_ctx: u64,
-    last_key: u64,
 }
 
 /// Hotness, back-off and trace of one (loop header, entry key).
@@ -245,26 +240,15 @@ impl Vm {
             return Edge::Continue;
         }
         let data = self.regs.data;
-        let ctx = self.regs.ctx.raw();
-        let at = match self.method_data[data].loops.iter().position(|l| l.ip == header as u32) {
+        let key = self.entry_key();
+        let loops = &mut self.method_data[data].loops;
+        let at = match loops.iter().position(|l| l.ip == header as u32) {
             Some(i) => i,
             None => {
-                let loops = &mut self.method_data[data].loops;
                 loops.push(LoopSlot { ip: header as u32, ..LoopSlot::default() });
                 loops.len() - 1
             }
         };
-        let slot = &self.method_data[data].loops[at];
-        let key = if slot.last_ctx == ctx {
-            slot.last_key
-        } else {
-            let key = self.entry_key();
-            let slot = &mut self.method_data[data].loops[at];
-            slot.last_ctx = ctx;
-            slot.last_key = key;
-            key
-        };
-        let loops = &mut self.method_data[data].loops;
         let state = loops[at].key_state(key);
         if let (Some(tid), true) = (state.trace, state.key == key) {
             match self.enter_trace(tid) {
