@@ -440,13 +440,18 @@ pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<Com
     let mut forced: Box<[u8]> = vec![0u8; if options.force_exits { exit_points.max(1) } else { 0 }].into_boxed_slice();
     // Written only by the compiled code from here on; Rust never reads it.
     let forced_at = if options.force_exits { forced.as_mut_ptr() as u64 } else { 0 };
-    // Assemble once to learn the size, then again at the final address (branches are relative
-    // and immediates keep their width, so the length does not change with the address).
+    // The code does not depend on its address: every branch is relative to a label inside it and
+    // every address it uses (objects, counters) is an absolute immediate. So it is assembled once,
+    // at address 0, and copied into place (debug builds check that by assembling again there).
     let iterations = Box::new(std::cell::Cell::new(0u64));
     let iterations_at = iterations.as_ptr() as u64;
-    let size = assemble(trace, k, 0, forced_at, iterations_at, options)?.len();
-    let region = CodeMemory::reserve(size)?;
-    let code = assemble(trace, k, region.base(), forced_at, iterations_at, options)?;
+    let code = assemble(trace, k, 0, forced_at, iterations_at, options)?;
+    let region = CodeMemory::reserve(code.len())?;
+    debug_assert_eq!(
+        assemble(trace, k, region.base(), forced_at, iterations_at, options)?,
+        code,
+        "trace code must not depend on its address"
+    );
     let code = region.seal(&code)?;
     tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
     Ok(CompiledTrace { code, slots: trace.slots, _forced: forced, iterations })
