@@ -16,15 +16,16 @@ fn image() -> Vec<u8> {
     std::fs::read(path).expect("read image")
 }
 
-fn vm(image: &[u8]) -> tracevm::interp::Vm {
-    let mut vm = boot::boot(image).expect("boot");
+fn vm(image: &[u8], jit: bool) -> tracevm::interp::Vm {
+    let options = tracevm::jit::JitOptions { enabled: jit, ..Default::default() };
+    let mut vm = boot::boot_with(image, options).expect("boot");
     vm.out = Box::new(std::io::sink());
     vm
 }
 
 /// Best wall time of `runs` evaluations of `expr`, and its last result's printString.
-fn time_expr(image: &[u8], expr: &str, runs: usize) -> (f64, String) {
-    let mut vm = vm(image);
+fn time_expr(image: &[u8], expr: &str, runs: usize, jit: bool) -> (f64, String) {
+    let mut vm = vm(image, jit);
     let mut best = f64::INFINITY;
     let mut printed = String::new();
     for _ in 0..runs {
@@ -41,13 +42,18 @@ fn main() {
     let image = image();
     let (fib_n, sieve_n, runs) = if quick { (24, 5, 2) } else { (30, 40, 5) };
 
-    println!("tracevm tinyBenchmarks (interpreter), best of {runs}");
-    let (secs, result) = time_expr(&image, &format!("{fib_n} benchFib"), runs);
-    let calls: f64 = result.parse().expect("benchFib answers an integer");
-    println!("  {fib_n} benchFib   {result:>10} calls in {secs:7.3} s  = {:8.2} M sends/s", calls / secs / 1e6);
-    let (secs, _) = time_expr(&image, &format!("{sieve_n} benchmark"), runs);
-    let bytecodes = sieve_n as f64 * 500_000.0;
-    println!("  {sieve_n} benchmark                  in {secs:7.3} s  = {:8.2} M bytecodes/s", bytecodes / secs / 1e6);
+    for (jit, label) in [(false, "interpreter, --no-jit"), (true, "with the JIT")] {
+        println!("tracevm tinyBenchmarks ({label}), best of {runs}");
+        let (secs, result) = time_expr(&image, &format!("{fib_n} benchFib"), runs, jit);
+        let calls: f64 = result.parse().expect("benchFib answers an integer");
+        println!("  {fib_n} benchFib   {result:>10} calls in {secs:7.3} s  = {:8.2} M sends/s", calls / secs / 1e6);
+        let (secs, _) = time_expr(&image, &format!("{sieve_n} benchmark"), runs, jit);
+        let bytecodes = sieve_n as f64 * 500_000.0;
+        println!(
+            "  {sieve_n} benchmark                  in {secs:7.3} s  = {:8.2} M bytecodes/s",
+            bytecodes / secs / 1e6
+        );
+    }
 
     let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench");
     let mut programs: Vec<_> = std::fs::read_dir(shared)
@@ -56,13 +62,13 @@ fn main() {
         })
         .unwrap_or_default();
     programs.sort();
-    println!("\n../shared/bench programs (wall time, best of {runs}):");
+    println!("\n../shared/bench programs, interpreter (wall time, best of {runs}; JIT vs interpreter: jit_ratio):");
     for p in programs {
         let src = std::fs::read(&p).expect("read program");
         let name = p.file_stem().unwrap().to_string_lossy().into_owned();
         let mut best = f64::INFINITY;
         for _ in 0..runs {
-            let mut vm = vm(&image);
+            let mut vm = vm(&image, false);
             let t = Instant::now();
             let ok = boot::file_in(&mut vm, &src, &name).is_ok();
             best = best.min(t.elapsed().as_secs_f64());
