@@ -74,7 +74,14 @@ fn text(v: Value) -> String {
 /// Compiles `source` (a method's text) into `class` with the image's compiler.
 fn compile_method(vm: &mut Vm, class: Value, source: &[u8], at: Location, what: String) -> Result<(), RunError> {
     let s = vm.new_string(source);
-    match vm.send_from_host(class, "compileMethod:", &[s]) {
+    // The image's compiler runs interpreted for file-in chunks: each compiled method flushes the
+    // caches and so drops every trace, and its loops allocate (which traces do not do yet), so
+    // recording them would only cost time. Programs that compile at run time are unaffected.
+    let jit = vm.jit.options.enabled;
+    vm.jit.options.enabled = false;
+    let result = vm.send_from_host(class, "compileMethod:", &[s]);
+    vm.jit.options.enabled = jit;
+    match result {
         Ok(_) => Ok(()),
         Err(VmError::Smalltalk { message, .. }) => Err(RunError::Compile { at, what, message }),
         Err(err) => Err(RunError::Runtime { at: Some(at), err }),
@@ -87,7 +94,11 @@ pub fn eval(vm: &mut Vm, expr: &str, at: Option<Location>) -> Result<Value, RunE
     let loc = at.clone().unwrap_or(Location { file: "-e".into(), line: 1 });
     let source = vm.new_string(format!("doItCommand ^{expr}").as_bytes());
     let object = vm.k.object;
-    let method = match vm.send_from_host(object, "parseMethod:", &[source]) {
+    let jit = vm.jit.options.enabled;
+    vm.jit.options.enabled = false;
+    let parsed = vm.send_from_host(object, "parseMethod:", &[source]);
+    vm.jit.options.enabled = jit;
+    let method = match parsed {
         Ok(m) if m != vm.k.nil => m,
         Ok(_) => return Err(RunError::Compile { at: loc, what: "expression".into(), message: "parse failed".into() }),
         Err(VmError::Smalltalk { message, .. }) => {

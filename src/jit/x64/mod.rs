@@ -391,8 +391,21 @@ impl Emitter<'_> {
             self.a.jmp(loop_head)?;
         }
 
-        // Exit stubs: write the snapshot into the frame buffer, answer its number.
+        // Exit stubs: write the snapshot into the frame buffer, answer its number. Only for the
+        // snapshots something exits by (the optimizer leaves many unused).
+        let mut used = vec![false; self.trace.snapshots.len()];
+        for i in &self.trace.insts {
+            if let Some(s) = i.snap {
+                used[s.0 as usize] = true;
+            }
+        }
+        if let Some(s) = self.fuel_exit.filter(|_| self.fuel != 0) {
+            used[s.0 as usize] = true;
+        }
         for (s, snap) in self.trace.snapshots.iter().enumerate() {
+            if !used[s] {
+                continue;
+            }
             let mut label = self.stubs[s];
             self.a.set_label(&mut label)?;
             for &(slot, v) in &snap.entries {
