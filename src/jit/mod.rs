@@ -446,7 +446,7 @@ impl Vm {
         };
         let id = self.jit.traces.len() as u32;
         if self.jit.dump.is_some() {
-            let text = dump_text(id, &start, &rec, &optimised, &code);
+            let text = dump_text(self, id, &start, &rec, &optimised, &code);
             if let Some(d) = self.jit.dump.as_mut() {
                 let _ = d.write_all(text.as_bytes());
                 let _ = d.flush();
@@ -718,7 +718,7 @@ fn constants_of(t: &Trace, exits: &[ExitState], method: Value) -> Vec<Value> {
     out
 }
 
-fn dump_text(id: u32, start: &str, rec: &Recording, optimised: &Trace, code: &x64::CompiledTrace) -> String {
+fn dump_text(vm: &Vm, id: u32, start: &str, rec: &Recording, optimised: &Trace, code: &x64::CompiledTrace) -> String {
     let mut s = format!("---- trace {id}: {start}\n-- bytecodes (inlining depth, method @ offset, instruction)\n");
     for l in &rec.log {
         s.push_str(l);
@@ -730,7 +730,17 @@ fn dump_text(id: u32, start: &str, rec: &Recording, optimised: &Trace, code: &x6
     let used: std::collections::HashSet<u32> = optimised.insts.iter().filter_map(|i| i.snap.map(|s| s.0)).collect();
     for (k, e) in rec.exits.iter().enumerate() {
         if used.contains(&(k as u32)) {
-            s.push_str(&format!("  s{k}:\n{e}"));
+            // Method addresses read better as names.
+            let mut text = e.to_string();
+            for f in &e.frames {
+                if let deopt::FrameKind::Method { method, .. } = f.kind {
+                    text = text.replace(&format!("method @{:x}", method.raw()), &method_name(vm, method));
+                }
+            }
+            for (v, name) in [(vm.k.nil, "nil"), (vm.k.true_, "true"), (vm.k.false_, "false")] {
+                text = text.replace(&format!("@{:x}", v.raw()), name);
+            }
+            s.push_str(&format!("  s{k}:\n{text}"));
         }
     }
     s.push_str(&format!("-- machine code ({} bytes)\n{}", code.code_size(), code.disassemble()));
