@@ -296,7 +296,10 @@ impl Recorder {
         let mut exits = Vec::new();
         if parent.is_none() {
             trace.push(Op::Loop, None);
-            // Snapshot 0: the loop header itself (where a trace out of fuel resumes).
+            // Snapshot 0: the loop header itself (where a trace out of fuel resumes). Its one
+            // value, the context, is also frame-buffer word 0 as the trace was entered, and only
+            // exits write the buffer; so it stays right even when the optimizer drops this
+            // snapshot's entries (no instruction exits by it).
             exits.push(ExitState {
                 frames: vec![FrameDesc {
                     kind: FrameKind::Real { ctx: Loc::Slot(0) },
