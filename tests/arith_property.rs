@@ -6,16 +6,11 @@
 //! the sign are ignored. Answers of exactly -2^31 are skipped: printing that SmallInt recurses
 //! forever in the reference image too.
 
+mod inproc;
+
+use inproc::image;
 use proptest::prelude::*;
 use tracevm::boot;
-
-fn image() -> &'static [u8] {
-    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(|| {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images/SmallWorld-2015.image"))
-            .expect("base image")
-    })
-}
 
 /// A printString as a number's canonical decimal: sign, then digits without leading zeros.
 fn canonical(s: &str) -> String {

@@ -3,35 +3,13 @@
 //! same output and end the same way with them as with every send a real activation and no
 //! recycling (`Vm::plain`).
 
+mod inproc;
+
 mod programs;
 
+use inproc::{image, Capture};
 use proptest::prelude::*;
-use std::cell::RefCell;
-use std::io::Write;
-use std::rc::Rc;
 use tracevm::boot;
-
-fn image() -> &'static [u8] {
-    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(|| {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images/SmallWorld-2015.image"))
-            .expect("base image")
-    })
-}
-
-/// A `Write` into a shared buffer, so the test can read what the VM printed.
-#[derive(Clone, Default)]
-struct Capture(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Runs `program`; answers what it printed and how it ended.
 fn run(program: &str, plain: bool) -> (String, String) {

@@ -3,18 +3,13 @@
 //! line boundary, and copies with single bytes replaced. Every run must end in `Ok` or `Err`,
 //! never a panic; an execution budget and a heap limit bound runaway programs.
 
+mod inproc;
+
+use inproc::image;
 use std::panic::{self, AssertUnwindSafe};
 use tracevm::boot;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/file_in");
-
-fn image() -> &'static [u8] {
-    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(|| {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images/SmallWorld-2015.image"))
-            .expect("base image")
-    })
-}
 
 fn run(program: &[u8]) -> Result<(), boot::RunError> {
     let mut vm = boot::boot(image()).expect("boot");

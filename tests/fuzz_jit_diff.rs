@@ -3,34 +3,13 @@
 //! alone and with the JIT recording every loop at once (threshold 1, with and without forced
 //! guard exits) must print the same and end the same way.
 
-use std::cell::RefCell;
-use std::io::Write;
-use std::rc::Rc;
+mod inproc;
+
+use inproc::{image, Capture};
 use tracevm::boot;
 use tracevm::jit::JitOptions;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/jit_diff");
-
-fn image() -> &'static [u8] {
-    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(|| {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images/SmallWorld-2015.image"))
-            .expect("base image")
-    })
-}
-
-#[derive(Clone, Default)]
-struct Capture(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn run(program: &[u8], jit: JitOptions) -> (String, String, u64) {
     let mut vm = boot::boot_with(image(), jit).expect("boot");

@@ -12,36 +12,14 @@
 //!   non-local returns out of `do:` and `to:do:` blocks, and methods redefined while or between
 //!   the runs of a traced loop.
 
+mod inproc;
+
 mod programs;
 
+use inproc::{image, Capture};
 use proptest::prelude::*;
-use std::cell::RefCell;
-use std::io::Write;
-use std::rc::Rc;
 use tracevm::boot;
 use tracevm::jit::JitOptions;
-
-fn image() -> &'static [u8] {
-    static IMAGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(|| {
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/images/SmallWorld-2015.image"))
-            .expect("base image")
-    })
-}
-
-/// A `Write` into a shared buffer, so the test can read what the VM printed.
-#[derive(Clone, Default)]
-struct Capture(Rc<RefCell<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Back edges before a loop is recorded in the JIT runs: low, so that the short loops of small
 /// programs get traces (and traces get entered) too.

@@ -141,10 +141,9 @@ impl Vm {
 
     /// Makes a context that deoptimisation has just built or updated the active one.
     pub(crate) fn load_context_after_exit(&mut self, c: Value) {
-        if let Err(e) = self.load_context(c) {
-            // Deoptimisation builds well-formed contexts; this would be a JIT bug. Keep the VM
-            // running on the root context rather than crash.
-            let _ = e;
+        if self.load_context(c).is_err() {
+            // Deoptimisation builds well-formed contexts; this would be a JIT bug. Say so rather
+            // than crash.
             tracing::error!(target: "tracevm::jit", "deoptimised context did not load");
         }
     }

@@ -271,13 +271,7 @@ impl Vm {
         match Recorder::start(self, self.jit.dump.is_some()) {
             Ok(mut rec) => {
                 rec.key = key;
-                self.jit.recorder = Some(Box::new(rec));
-                self.jit.recording_since = Some(Instant::now());
-                self.jit.saved_plain = self.plain;
-                self.jit.abort_pending = None;
-                // Every send a real activation, so that every bytecode passes `observe`.
-                self.plain = true;
-                Edge::Record
+                self.begin_recording(rec)
             }
             Err(why) => {
                 let method = self.regs.method;
@@ -287,24 +281,26 @@ impl Vm {
         }
     }
 
+    /// Hands the dispatch loop to `rec`.
+    fn begin_recording(&mut self, rec: Recorder) -> Edge {
+        self.jit.recorder = Some(Box::new(rec));
+        self.jit.recording_since = Some(Instant::now());
+        self.jit.saved_plain = self.plain;
+        self.jit.abort_pending = None;
+        // Every send a real activation, so that every bytecode passes `observe`.
+        self.plain = true;
+        Edge::Record
+    }
+
     /// Starts recording a side trace from exit `exit` of trace `parent`, just deoptimised.
     fn start_side_recording(&mut self, parent: u32, exit: u32) -> Edge {
         let t = &self.jit.traces[parent as usize];
         let frames = t.exits[exit as usize].frames.len();
         let header = t.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
         match Recorder::start_side(self, frames, header, (parent, exit), self.jit.dump.is_some()) {
-            Ok(rec) => {
-                self.jit.recorder = Some(Box::new(rec));
-                self.jit.recording_since = Some(Instant::now());
-                self.jit.saved_plain = self.plain;
-                self.jit.abort_pending = None;
-                self.plain = true;
-                Edge::Record
-            }
+            Ok(rec) => self.begin_recording(rec),
             Err(why) => {
-                let t = &mut self.jit.traces[parent as usize];
-                t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
-                *self.jit.stats.aborts.entry(why).or_default() += 1;
+                self.note_side_abort(parent, exit, &why);
                 Edge::Continue
             }
         }
@@ -349,31 +345,13 @@ impl Vm {
                 self.end_recording();
                 match rec.close_side() {
                     Ok(()) => self.install(rec.finish()),
-                    Err(why) => {
-                        if let Some((parent, exit)) = rec.start.parent {
-                            let t = &mut self.jit.traces[parent as usize];
-                            t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
-                        }
-                        *self.jit.stats.aborts.entry(why).or_default() += 1;
-                    }
+                    Err(why) => self.note_recording_abort(&rec, &why),
                 }
                 true
             }
             Err(why) => {
                 self.end_recording();
-                if let Some((parent, exit)) = rec.start.parent {
-                    let t = &mut self.jit.traces[parent as usize];
-                    t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
-                    *self.jit.stats.aborts.entry(format!("side trace: {why}")).or_default() += 1;
-                    if self.jit.dump.is_some() {
-                        let line = format!("---- abort: side trace of trace {parent} exit s{exit}: {why}\n");
-                        if let Some(d) = self.jit.dump.as_mut() {
-                            let _ = d.write_all(line.as_bytes());
-                        }
-                    }
-                } else {
-                    self.note_abort(rec.start.method, rec.start.header, rec.key, &why);
-                }
+                self.note_recording_abort(&rec, &why);
                 true
             }
         }
@@ -383,7 +361,29 @@ impl Vm {
     pub(crate) fn abort_recording(&mut self, why: &str) {
         if let Some(rec) = self.jit.recorder.take() {
             self.end_recording();
-            self.note_abort(rec.start.method, rec.start.header, rec.key, why);
+            self.note_recording_abort(&rec, why);
+        }
+    }
+
+    /// Charges an abandoned recording to its loop (key) or, for a side trace, to its exit.
+    fn note_recording_abort(&mut self, rec: &Recorder, why: &str) {
+        match rec.start.parent {
+            Some((parent, exit)) => self.note_side_abort(parent, exit, why),
+            None => self.note_abort(rec.start.method, rec.start.header, rec.key, why),
+        }
+    }
+
+    fn note_side_abort(&mut self, parent: u32, exit: u32, why: &str) {
+        let t = &mut self.jit.traces[parent as usize];
+        t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
+        *self.jit.stats.aborts.entry(format!("side trace: {why}")).or_default() += 1;
+        let line = format!("---- abort: side trace of trace {parent} exit s{exit}: {why}\n");
+        self.dump_line(&line);
+    }
+
+    fn dump_line(&mut self, line: &str) {
+        if let Some(d) = self.jit.dump.as_mut() {
+            let _ = d.write_all(line.as_bytes());
         }
     }
 
@@ -399,9 +399,7 @@ impl Vm {
         tracing::debug!(target: "tracevm::jit", "abort at {} @{header}: {why}", method_name(self, method));
         if self.jit.dump.is_some() {
             let line = format!("---- abort: {} @ {header}: {why}\n", method_name(self, method));
-            if let Some(d) = self.jit.dump.as_mut() {
-                let _ = d.write_all(line.as_bytes());
-            }
+            self.dump_line(&line);
         }
         if let Some(data) = self.data_of(method) {
             if let Some(slot) = self.method_data[data].loops.iter_mut().find(|l| l.ip == header as u32) {

@@ -951,7 +951,7 @@ impl Recorder {
             Ok((a, b, x, y))
         };
         let result: Sym = match p {
-            8 => return self.block_value(vm, &args, &conc),
+            8 => return self.block_value(&args, &conc),
             1 => {
                 if argc < 2 {
                     return abort("primitive with too few arguments");
@@ -999,17 +999,8 @@ impl Recorder {
                 if argc < 3 {
                     return abort("primitive with too few arguments");
                 }
-                let (c_obj, c_i) = (conc[1], conc[2]);
-                let ok = c_obj.is_pointers() && c_i.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
-                if !ok {
-                    return abort("at:put: that fails");
-                }
                 let v = self.ir(args[0], "stored by at:put:")?;
-                let obj = self.ir(args[1], "at:put: into a virtual object")?;
-                let i = self.ir(args[2], "index")?;
-                self.guard(Op::GuardKind(obj, Kind::Pointers as u8))?;
-                self.guard(Op::GuardInt(i))?;
-                self.guard(Op::GuardIndex(obj, i))?;
+                let (obj, i) = self.indexed(args[1], args[2], conc[1], conc[2], Kind::Pointers, "at:put:")?;
                 self.guard(Op::GuardUnwatched(obj))?;
                 self.emit(Op::StoreElem(obj, i, v));
                 Sym::Ir(obj)
@@ -1018,41 +1009,21 @@ impl Recorder {
                 if argc < 2 {
                     return abort("primitive with too few arguments");
                 }
-                let (c_obj, c_i) = (conc[0], conc[1]);
-                let ok = c_obj.is_pointers() && c_i.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
-                if !ok {
-                    return abort("at: that fails");
-                }
-                match args[0] {
-                    Sym::Virt(_) => {
-                        let i = c_i.as_int().unwrap_or(0) as usize;
-                        let ri = self.ir(args[1], "index")?;
-                        self.guard(Op::GuardIs(ri, c_i))?;
-                        self.load_elem(args[0], i - 1)?
-                    }
-                    Sym::Ir(obj) => {
-                        let i = self.ir(args[1], "index")?;
-                        self.guard(Op::GuardKind(obj, Kind::Pointers as u8))?;
-                        self.guard(Op::GuardInt(i))?;
-                        self.guard(Op::GuardIndex(obj, i))?;
-                        Sym::Ir(self.emit(Op::LoadElem(obj, i)))
-                    }
+                if let (Sym::Virt(_), Some(k)) = (args[0], conc[1].as_int()) {
+                    // An element of a virtual Array, at the index seen: the index is guarded.
+                    let ri = self.ir(args[1], "index")?;
+                    self.guard(Op::GuardIs(ri, conc[1]))?;
+                    self.load_elem(args[0], (k as usize).wrapping_sub(1))?
+                } else {
+                    let (obj, i) = self.indexed(args[0], args[1], conc[0], conc[1], Kind::Pointers, "at:")?;
+                    Sym::Ir(self.emit(Op::LoadElem(obj, i)))
                 }
             }
             21 => {
                 if argc < 2 {
                     return abort("primitive with too few arguments");
                 }
-                let (c_obj, c_i) = (conc[0], conc[1]);
-                let ok = c_obj.is_bytes() && c_i.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
-                if !ok {
-                    return abort("byte at: that fails");
-                }
-                let obj = self.ir(args[0], "byte at: of a virtual object")?;
-                let i = self.ir(args[1], "index")?;
-                self.guard(Op::GuardKind(obj, Kind::Bytes as u8))?;
-                self.guard(Op::GuardInt(i))?;
-                self.guard(Op::GuardIndex(obj, i))?;
+                let (obj, i) = self.indexed(args[0], args[1], conc[0], conc[1], Kind::Bytes, "byte at:")?;
                 Sym::Ir(self.emit(Op::LoadByte(obj, i)))
             }
             10 | 15 | 16 => {
@@ -1093,9 +1064,35 @@ impl Recorder {
         Ok(())
     }
 
+    /// An indexed access the interpreter will make (primitives 5, 21, 30) on an object of `kind`
+    /// at a 1-based index: checked on the concrete values, then guarded (kind, SmallInt index,
+    /// bounds) in the trace. Answers the object and the index.
+    fn indexed(
+        &mut self,
+        obj: Sym,
+        index: Sym,
+        c_obj: Value,
+        c_index: Value,
+        kind: Kind,
+        what: &str,
+    ) -> Result<(Ref, Ref), Abort> {
+        let in_range = c_obj.is_ptr()
+            && c_obj.kind() == kind
+            && c_index.as_int().is_some_and(|i| i >= 1 && (i as usize) <= c_obj.len());
+        if !in_range {
+            return abort(format!("{what} that fails"));
+        }
+        let obj = self.ir(obj, &format!("{what} of a virtual object"))?;
+        let i = self.ir(index, "index")?;
+        self.guard(Op::GuardKind(obj, kind as u8))?;
+        self.guard(Op::GuardInt(i))?;
+        self.guard(Op::GuardIndex(obj, i))?;
+        Ok((obj, i))
+    }
+
     /// Primitive 8 in `Block>>value…`: the block's body runs in a new frame whose sender is the
     /// sender of the `value` frame (which is done).
-    fn block_value(&mut self, vm: &mut Vm, args: &[Sym], conc: &[Value]) -> Result<(), Abort> {
+    fn block_value(&mut self, args: &[Sym], conc: &[Value]) -> Result<(), Abort> {
         let (Some(&block), Some(&cblock)) = (args.last(), conc.last()) else {
             return abort("primitive 8 without a block");
         };
@@ -1168,7 +1165,6 @@ impl Recorder {
             stack_size,
             home: Some(home),
         });
-        let _ = vm;
         Ok(())
     }
 }
