@@ -617,3 +617,31 @@ fn a_forced_array_loop_exits_once_per_exit_point_and_ends_as_normal_code_does() 
     assert_eq!(got, array_loop_in_rust(&squares, 3));
     assert_eq!(runs, exit_points + 1, "each exit point forced once, then one run to the end");
 }
+
+#[test]
+fn guard_ne_exits_exactly_when_both_are_the_same_value() {
+    let (mut heap, class) = heap();
+    let a = array(&mut heap, class, &[]);
+    let b = array(&mut heap, class, &[]);
+    let mut t = Trace::new(2);
+    let x = t.push(Op::Input(0), None);
+    let y = t.push(Op::Input(1), None);
+    let same = t.snapshot(vec![]);
+    t.push(Op::GuardNe(x, y), Some(same));
+    let differ = t.snapshot(vec![]);
+    t.push(Op::Exit, Some(differ));
+    for options in [Options::default(), forced()] {
+        let code = compile_with(&t, K, options).expect("compiles");
+        let mut exits = Vec::new();
+        for (p, q) in [(a, b), (a, a), (b, a), (b, b)] {
+            exits.push(run(&code, &mut [p.raw(), q.raw()]).unwrap().0);
+        }
+        exits.extend([(int(3), int(3)), (int(3), int(4))].map(|(p, q)| run(&code, &mut [p, q]).unwrap().0));
+        if options.force_exits {
+            assert_eq!(exits[0], 0, "forced: the first run leaves by the guard");
+            assert_eq!(&exits[1..], &[0, 1, 0, 0, 1]);
+        } else {
+            assert_eq!(exits, vec![1, 0, 1, 0, 0, 1]);
+        }
+    }
+}

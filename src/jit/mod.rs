@@ -411,11 +411,19 @@ impl Vm {
     }
 
     /// Optimises, assembles and installs a finished recording.
-    fn install(&mut self, rec: Recording) {
+    fn install(&mut self, mut rec: Recording) {
         let booleans = Booleans { true_: self.k.true_, false_: self.k.false_ };
         let t0 = Instant::now();
         let optimised = opt::optimize(&rec.trace, booleans);
         let t1 = Instant::now();
+        // The peeled loop's snapshots are copies of recorded ones: same interpreter state.
+        for s in rec.exits.len()..optimised.snapshots.len() {
+            let origin = optimised.origin(ir::SnapId(s as u32)).0 as usize;
+            rec.exits.push(rec.exits[origin].clone());
+            let ends = rec.loop_exits.get(origin).copied().unwrap_or(false);
+            rec.loop_exits.resize(s, false);
+            rec.loop_exits.push(ends);
+        }
         let options = x64::Options {
             force_exits: self.jit.options.force_exits,
             fuel: self.jit.fuel.as_ptr() as u64,

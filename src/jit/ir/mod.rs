@@ -71,6 +71,9 @@ pub enum Op {
     GuardIs(Ref, Value),
     /// Exits if the value is identical to the constant.
     GuardIsNot(Ref, Value),
+    /// Exits if the two values are identical. The optimizer adds it so that a store into one
+    /// object need not forget what it loaded from another (alias disambiguation).
+    GuardNe(Ref, Ref),
     /// Exits unless the value is a heap object of this `heap::Kind` (as its byte).
     GuardKind(Ref, u8),
     /// Exits unless the object (known to be a heap object) has more than `k` slots or bytes.
@@ -118,6 +121,7 @@ impl Op {
                 | Op::GuardClass(..)
                 | Op::GuardIs(..)
                 | Op::GuardIsNot(..)
+                | Op::GuardNe(..)
                 | Op::GuardKind(..)
                 | Op::GuardLen(..)
                 | Op::GuardIndex(..)
@@ -134,6 +138,7 @@ impl Op {
                 | Op::GuardClass(..)
                 | Op::GuardIs(..)
                 | Op::GuardIsNot(..)
+                | Op::GuardNe(..)
                 | Op::GuardKind(..)
                 | Op::GuardLen(..)
                 | Op::GuardIndex(..)
@@ -168,6 +173,7 @@ impl Op {
             Op::GuardClass(a, c) => Op::GuardClass(f(a), c),
             Op::GuardIs(a, v) => Op::GuardIs(f(a), v),
             Op::GuardIsNot(a, v) => Op::GuardIsNot(f(a), v),
+            Op::GuardNe(a, b) => Op::GuardNe(f(a), f(b)),
             Op::LoadSlot(o, k) => Op::LoadSlot(f(o), k),
             Op::StoreSlot(o, k, v) => Op::StoreSlot(f(o), k, f(v)),
             Op::LoadLen(o) => Op::LoadLen(f(o)),
@@ -188,6 +194,7 @@ impl Op {
             | Op::Le(a, b)
             | Op::Eq(a, b)
             | Op::GuardIndex(a, b)
+            | Op::GuardNe(a, b)
             | Op::LoadElem(a, b)
             | Op::LoadByte(a, b) => vec![a, b],
             Op::StoreElem(a, b, c) => vec![a, b, c],
@@ -215,6 +222,9 @@ pub struct Inst {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Snapshot {
     pub entries: Vec<(u16, Ref)>,
+    /// Set on the optimizer's copies for the peeled loop body: the recorded snapshot this one
+    /// stands for (same interpreter state, described by the second iteration's values).
+    pub copy_of: Option<SnapId>,
 }
 
 /// A trace: instructions, snapshots, and the size of the frame buffer it works on.
@@ -243,6 +253,8 @@ pub enum IrError {
     BadInput { at: u32, slot: u16, slots: u16 },
     #[error("instruction {at}: phi outside the loop header, or loop not closed")]
     BadPhi { at: u32 },
+    #[error("snapshot {snap}: copy of a snapshot that does not exist")]
+    BadCopy { snap: u32 },
     #[error("more than one Loop")]
     TwoLoops,
     #[error("the trace neither loops nor ends with Exit")]
@@ -262,8 +274,13 @@ impl Trace {
 
     /// Adds a snapshot.
     pub fn snapshot(&mut self, entries: Vec<(u16, Ref)>) -> SnapId {
-        self.snapshots.push(Snapshot { entries });
+        self.snapshots.push(Snapshot { entries, copy_of: None });
         SnapId(self.snapshots.len() as u32 - 1)
+    }
+
+    /// The recorded snapshot that `s` stands for: itself, or what it is a copy of.
+    pub fn origin(&self, s: SnapId) -> SnapId {
+        self.snapshots.get(s.0 as usize).and_then(|x| x.copy_of).unwrap_or(s)
     }
 
     /// Sets the back-edge value of a Phi.
@@ -330,6 +347,9 @@ impl Trace {
                     return Err(IrError::BadSnapshotValue { snap: k as u32, value: value.0 });
                 }
             }
+            if snap.copy_of.is_some_and(|c| c.0 as usize >= self.snapshots.len() || c.0 as usize == k) {
+                return Err(IrError::BadCopy { snap: k as u32 });
+            }
         }
         Ok(())
     }
@@ -353,6 +373,8 @@ impl fmt::Display for Trace {
     /// 0002 add.ov 0001 0001  -> s1
     /// s0: [0]=0000
     /// ```
+    ///
+    /// A snapshot copied for the peeled loop body names its original: `s7=s2: [1]=0012`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = |r: Ref| format!("{:04}", r.0);
         writeln!(f, "slots {}", self.slots)?;
@@ -379,6 +401,7 @@ impl fmt::Display for Trace {
                 Op::GuardClass(a, c) => format!("guard.class {} {}", r(a), value_text(c)),
                 Op::GuardIs(a, v) => format!("guard.is {} {}", r(a), value_text(v)),
                 Op::GuardIsNot(a, v) => format!("guard.isnot {} {}", r(a), value_text(v)),
+                Op::GuardNe(a, b) => format!("guard.ne {} {}", r(a), r(b)),
                 Op::LoadSlot(o, k) => format!("load.slot {} {k}", r(o)),
                 Op::StoreSlot(o, k, v) => format!("store.slot {} {k} {}", r(o), r(v)),
                 Op::LoadLen(o) => format!("load.len {}", r(o)),
@@ -396,7 +419,10 @@ impl fmt::Display for Trace {
         }
         for (k, snap) in self.snapshots.iter().enumerate() {
             let entries: Vec<String> = snap.entries.iter().map(|&(slot, v)| format!("[{slot}]={}", r(v))).collect();
-            writeln!(f, "s{k}: {}", entries.join(" "))?;
+            match snap.copy_of {
+                Some(c) => writeln!(f, "s{k}=s{}: {}", c.0, entries.join(" "))?,
+                None => writeln!(f, "s{k}: {}", entries.join(" "))?,
+            }
         }
         Ok(())
     }
@@ -437,8 +463,12 @@ impl Trace {
             }
             if let Some(rest) = l.strip_prefix('s') {
                 let (id, entries) = rest.split_once(':').ok_or_else(|| err("snapshot without ':'"))?;
+                let (id, copy_of) = match id.split_once("=s") {
+                    Some((id, c)) => (id, Some(SnapId(c.parse().map_err(|_| err("bad snapshot number"))?))),
+                    None => (id, None),
+                };
                 let id: usize = id.parse().map_err(|_| err("bad snapshot number"))?;
-                let mut snap = Snapshot::default();
+                let mut snap = Snapshot { entries: Vec::new(), copy_of };
                 for e in entries.split_whitespace() {
                     let (slot, v) = e
                         .strip_prefix('[')
@@ -491,6 +521,7 @@ impl Trace {
                 "guard.class" => Op::GuardClass(r(0)?, v(1)?),
                 "guard.is" => Op::GuardIs(r(0)?, v(1)?),
                 "guard.isnot" => Op::GuardIsNot(r(0)?, v(1)?),
+                "guard.ne" => Op::GuardNe(r(0)?, r(1)?),
                 "load.slot" => Op::LoadSlot(r(0)?, k(1)?),
                 "store.slot" => Op::StoreSlot(r(0)?, k(1)?, r(2)?),
                 "load.len" => Op::LoadLen(r(0)?),
@@ -526,6 +557,19 @@ mod tests {
         assert!(Trace::parse("slots 1\n0000 frob 1\n").is_err());
         assert!(Trace::parse("slots 1\n0001 input 0\n").is_err());
         assert!(Trace::parse("slots 1\n0000 const @3\n").is_err(), "odd addresses are not objects");
+    }
+
+    #[test]
+    fn snapshot_copies_print_their_origin_and_verify() {
+        let text = "slots 1\n0000 input 0\n0001 exit  -> s1\ns0: [0]=0000\ns1=s0: [0]=0000\n";
+        let t = Trace::parse(text).unwrap();
+        assert_eq!(t.to_string(), text);
+        assert_eq!(t.origin(SnapId(1)), SnapId(0));
+        assert_eq!(t.origin(SnapId(0)), SnapId(0));
+        t.verify().unwrap();
+        let mut bad = t.clone();
+        bad.snapshots[1].copy_of = Some(SnapId(5));
+        assert_eq!(bad.verify(), Err(IrError::BadCopy { snap: 1 }));
     }
 
     /// sum <- 0. i <- 1. [i <= n] whileTrue: [sum <- sum + i. i <- i + 1]

@@ -18,10 +18,41 @@ use std::collections::{HashMap, HashSet};
 
 /// Optimises a verified trace (see the module doc).
 pub fn optimize(trace: &Trace, booleans: Booleans) -> Trace {
-    let folded = Forward::new(trace, booleans).run();
+    let folded = match recorded_loop(trace) {
+        Some(l) => peel::peel(trace, booleans, l),
+        None => Forward::new(trace, booleans).run(),
+    };
     eliminate_dead_code(&folded)
 }
 
+/// Where a store writes: a fixed slot, or the element at a (SmallInt) index.
+#[derive(Clone, Copy)]
+enum Place {
+    Slot(u32),
+    Elem(Ref),
+}
+
+/// `GuardNe`s one store may add to keep what other objects' loads answered.
+const MAX_ALIAS_GUARDS: usize = 4;
+
+/// The shape the recorder gives a loop trace: inputs (and constants), `Loop`, then one iteration
+/// of the body without phis. Answers where the `Loop` is.
+fn recorded_loop(t: &Trace) -> Option<usize> {
+    let l = t.loop_start()?;
+    let before = t.insts[..l].iter().all(|i| matches!(i.op, Op::Input(_) | Op::Const(_)));
+    let phis = t.insts.iter().any(|i| matches!(i.op, Op::Phi { .. }));
+    (before && !phis && l + 1 < t.insts.len()).then_some(l)
+}
+
+/// A snapshot's entries with each recorded value replaced by what `map` says stands for it.
+fn mapped_entries(s: &Snapshot, map: &[Option<Ref>]) -> Vec<(u16, Ref)> {
+    s.entries
+        .iter()
+        .map(|&(slot, r)| (slot, map[r.0 as usize].expect("snapshot values are values (verified)")))
+        .collect()
+}
+
+#[derive(Clone)]
 struct Forward<'t> {
     src: &'t Trace,
     out: Trace,
@@ -43,6 +74,11 @@ struct Forward<'t> {
     lens: HashMap<Ref, u32>,
     indices: HashSet<(Ref, Ref)>,
     unwatched: HashSet<Ref>,
+    /// Pairs of values known not to be identical (ordered low, high), from `GuardNe`.
+    distinct: HashSet<(Ref, Ref)>,
+    /// The snapshot of the last instruction that may exit, while no store has followed it: the
+    /// state a guard added here may exit to (nothing the interpreter can see has changed since).
+    last_snap: Option<SnapId>,
     /// Phis whose `next` (an old reference) is resolved at the end.
     phis: Vec<(Ref, Ref)>,
 }
@@ -67,6 +103,8 @@ impl<'t> Forward<'t> {
             lens: HashMap::new(),
             indices: HashSet::new(),
             unwatched: HashSet::new(),
+            distinct: HashSet::new(),
+            last_snap: None,
             phis: Vec::new(),
         }
     }
@@ -102,10 +140,38 @@ impl<'t> Forward<'t> {
         r
     }
 
+    /// The unpeeled path: one pass over the trace as it is.
     fn run(mut self) -> Trace {
         self.out.snapshots = self.src.snapshots.clone();
-        for (i, inst) in self.src.insts.iter().enumerate() {
+        let src = self.src;
+        for (i, inst) in src.insts.iter().enumerate() {
             let Inst { op, snap } = *inst;
+            self.map[i] = self.step(op, snap);
+        }
+        for (phi, next) in std::mem::take(&mut self.phis) {
+            let n = self.m(next);
+            self.out.close_phi(phi, n);
+        }
+        for (k, snap) in self.out.snapshots.iter_mut().enumerate() {
+            snap.entries = mapped_entries(&src.snapshots[k], &self.map);
+        }
+        self.out
+    }
+
+    /// Emits what recorded instruction `op` (exiting by `snap`) becomes; answers its value.
+    fn step(&mut self, op: Op, snap: Option<SnapId>) -> Option<Ref> {
+        if op.may_exit() {
+            self.last_snap = snap;
+        }
+        let value = self.emit(op, snap);
+        if matches!(op, Op::StoreSlot(..) | Op::StoreElem(..)) {
+            self.last_snap = None;
+        }
+        value
+    }
+
+    fn emit(&mut self, op: Op, snap: Option<SnapId>) -> Option<Ref> {
+        {
             let value = match op {
                 Op::Input(_) => Some(self.out.push(op, None)),
                 Op::Const(v) => Some(self.constant(v)),
@@ -176,9 +242,7 @@ impl<'t> Forward<'t> {
                 }
                 Op::StoreElem(o, i, v) => {
                     let (o, i, v) = (self.m(o), self.m(i), self.m(v));
-                    // An element at an unknown index may be any slot of any object.
-                    self.loads.clear();
-                    self.elems.clear();
+                    self.forget_aliases(o, Place::Elem(i));
                     self.out.push(Op::StoreElem(o, i, v), None);
                     self.elems.insert((o, i), v);
                     None
@@ -208,6 +272,14 @@ impl<'t> Forward<'t> {
                     }
                     None
                 }
+                Op::GuardNe(a, b) => {
+                    let (a, b) = (self.m(a), self.m(b));
+                    if !self.known_distinct(a, b) {
+                        self.out.push(Op::GuardNe(a, b), snap);
+                        self.distinct.insert((a.min(b), a.max(b)));
+                    }
+                    None
+                }
                 Op::GuardIsNot(x, v) => {
                     let x = self.m(x);
                     let differs = self.consts.get(&x).or(self.is.get(&x)).is_some_and(|&c| c != v);
@@ -230,9 +302,7 @@ impl<'t> Forward<'t> {
                 }
                 Op::StoreSlot(o, k, v) => {
                     let (o, v) = (self.m(o), self.m(v));
-                    // Any object's slot k may be this one: forget them all, then remember ours.
-                    self.loads.retain(|&(_, kk), _| kk != k);
-                    self.elems.clear();
+                    self.forget_aliases(o, Place::Slot(k));
                     self.out.push(Op::StoreSlot(o, k, v), None);
                     self.loads.insert((o, k), v);
                     None
@@ -260,19 +330,75 @@ impl<'t> Forward<'t> {
                     None
                 }
             };
-            self.map[i] = value;
+            value
         }
-        for (phi, next) in std::mem::take(&mut self.phis) {
-            let n = self.m(next);
-            self.out.close_phi(phi, n);
-        }
-        let map = &self.map;
-        for snap in &mut self.out.snapshots {
-            for entry in &mut snap.entries {
-                entry.1 = map[entry.1 .0 as usize].expect("snapshot values are values (verified)");
+    }
+
+    /// True if `a` and `b` cannot be the same object: different constants, different known
+    /// classes or kinds, or a `GuardNe` passed.
+    fn known_distinct(&self, a: Ref, b: Ref) -> bool {
+        let differ = |x: Option<&Value>, y: Option<&Value>| matches!((x, y), (Some(x), Some(y)) if x != y);
+        let kinds = matches!((self.kinds.get(&a), self.kinds.get(&b)), (Some(x), Some(y)) if x != y);
+        a != b
+            && (self.distinct.contains(&(a.min(b), a.max(b)))
+                || differ(self.consts.get(&a), self.consts.get(&b))
+                || differ(self.classes.get(&a), self.classes.get(&b))
+                || kinds)
+    }
+
+    /// Before a store into `o` at `place`: forgets each load and element it may overwrite. A load
+    /// from another object `p` is kept when `p` is known to be distinct, or can be made so with a
+    /// `GuardNe` (exiting by the last snapshot); a cheap check that spares reloading the value and
+    /// checking it again, and in a peeled loop usually runs once, before the loop.
+    fn forget_aliases(&mut self, o: Ref, place: Place) {
+        let index = |i: Ref| self.int_const(i);
+        // (key, object) of each remembered load or element the store may overwrite.
+        let mut loads_at_risk: Vec<((Ref, u32), Ref)> = Vec::new();
+        for &(p, k) in self.loads.keys() {
+            let hit = match place {
+                Place::Slot(s) => s == k,
+                Place::Elem(i) => index(i).is_none_or(|c| c as i64 == k as i64 + 1),
+            };
+            if hit || (p != o && matches!(place, Place::Elem(_))) {
+                loads_at_risk.push(((p, k), p));
             }
         }
-        self.out
+        let mut elems_at_risk: Vec<((Ref, Ref), Ref)> = Vec::new();
+        for &(p, j) in self.elems.keys() {
+            let hit = match place {
+                Place::Slot(s) => index(j).is_none_or(|c| c as i64 == s as i64 + 1),
+                Place::Elem(i) => i == j || index(i).is_none() || index(j).is_none() || index(i) == index(j),
+            };
+            if p != o || hit {
+                elems_at_risk.push(((p, j), p));
+            }
+        }
+        let mut others: Vec<Ref> =
+            loads_at_risk.iter().map(|x| x.1).chain(elems_at_risk.iter().map(|x| x.1)).filter(|&p| p != o).collect();
+        others.sort();
+        others.dedup();
+        let mut separate: HashSet<Ref> = HashSet::new();
+        let mut added = 0;
+        for p in others {
+            if self.known_distinct(o, p) {
+                separate.insert(p);
+            } else if let (Some(snap), true) = (self.last_snap, added < MAX_ALIAS_GUARDS) {
+                self.out.push(Op::GuardNe(o, p), Some(snap));
+                self.distinct.insert((o.min(p), o.max(p)));
+                separate.insert(p);
+                added += 1;
+            }
+        }
+        for (key, p) in loads_at_risk {
+            if !separate.contains(&p) {
+                self.loads.remove(&key);
+            }
+        }
+        for (key, p) in elems_at_risk {
+            if !separate.contains(&p) {
+                self.elems.remove(&key);
+            }
+        }
     }
 
     fn arithmetic(&mut self, op: Op, a: Ref, b: Ref, snap: Option<SnapId>) -> Ref {
@@ -403,11 +529,12 @@ fn eliminate_dead_code(t: &Trace) -> Trace {
         .iter()
         .enumerate()
         .map(|(k, s)| {
-            if used.contains(&(k as u32)) {
-                Snapshot { entries: s.entries.iter().map(|&(slot, r)| (slot, map[r.0 as usize].unwrap())).collect() }
+            let entries = if used.contains(&(k as u32)) {
+                s.entries.iter().map(|&(slot, r)| (slot, map[r.0 as usize].unwrap())).collect()
             } else {
-                Snapshot::default()
-            }
+                Vec::new()
+            };
+            Snapshot { entries, copy_of: s.copy_of }
         })
         .collect();
     out
@@ -496,7 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn loads_are_reused_until_a_store_to_the_same_slot() {
+    fn loads_are_reused_and_a_store_elsewhere_keeps_them_behind_a_guard_ne() {
         check(
             "slots 3
              0000 input 0
@@ -519,11 +646,11 @@ mod tests {
              0002 guard.class 0000 @1000 -> s0
              0003 load.slot 0000 2
              0004 load.slot 0000 3
-             0005 store.slot 0001 2 0004
-             0006 load.slot 0000 2
+             0005 guard.ne 0001 0000 -> s0
+             0006 store.slot 0001 2 0004
              0007 exit -> s1
              s0:
-             s1: [0]=0003 [1]=0006 [2]=0004",
+             s1: [0]=0003 [1]=0003 [2]=0004",
         );
     }
 
@@ -582,5 +709,10 @@ mod tests {
     }
 }
 
+mod peel;
+
 #[cfg(test)]
 mod guard_tests;
+
+#[cfg(test)]
+mod alias_tests;

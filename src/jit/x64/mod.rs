@@ -61,7 +61,7 @@ pub struct Options {
     /// mode that runs every deoptimisation path once).
     pub force_exits: bool,
     /// A fuel counter (the address of a `u64` that outlives the code, or 0 for none) that every
-    /// back edge decrements; when it reaches zero the trace leaves by `fuel_exit`, a snapshot of
+    /// arrival at the loop head decrements; when it reaches zero the trace leaves by `fuel_exit`, a snapshot of
     /// the state at the loop header. Bounds a trace's run (execution budgets, tests).
     pub fuel: u64,
     pub fuel_exit: Option<SnapId>,
@@ -88,7 +88,8 @@ impl CompiledTrace {
         self.slots
     }
 
-    /// How many times the loop's back edge has been taken, over all runs.
+    /// How many times control reached the loop head, over all runs: for a peeled loop, the
+    /// iterations completed.
     pub fn iterations(&self) -> u64 {
         self.iterations.get()
     }
@@ -327,6 +328,12 @@ impl Emitter<'_> {
                     self.a.cmp(qword_ptr(rax), rcx)?;
                     self.a.jne(stub)?;
                 }
+                Op::GuardNe(x, y) => {
+                    let stub = self.stub(inst.snap);
+                    self.a.mov(rax, self.value(x))?;
+                    self.a.cmp(rax, self.value(y))?;
+                    self.a.je(stub)?;
+                }
                 Op::GuardIs(x, v) | Op::GuardIsNot(x, v) => {
                     let stub = self.stub(inst.snap);
                     self.a.mov(rax, self.value(x))?;
@@ -361,6 +368,16 @@ impl Emitter<'_> {
                         self.a.mov(self.value(phi), rax)?;
                     }
                     self.a.set_label(&mut loop_head)?;
+                    // Each arrival at the loop head is one iteration done (the peeled one, then
+                    // every back edge), and one unit of fuel.
+                    self.a.mov(rax, self.iterations)?;
+                    self.a.inc(qword_ptr(rax))?;
+                    if let (true, Some(exit)) = (self.fuel != 0, self.fuel_exit) {
+                        self.a.mov(rax, self.fuel)?;
+                        self.a.dec(qword_ptr(rax))?;
+                        let stub = self.stub(Some(exit));
+                        self.a.jz(stub)?;
+                    }
                 }
                 Op::Phi { .. } => {}
                 Op::Exit => {
@@ -371,14 +388,6 @@ impl Emitter<'_> {
         }
 
         if self.trace.loop_start().is_some() {
-            self.a.mov(rax, self.iterations)?;
-            self.a.inc(qword_ptr(rax))?;
-            if let (true, Some(exit)) = (self.fuel != 0, self.fuel_exit) {
-                self.a.mov(rax, self.fuel)?;
-                self.a.dec(qword_ptr(rax))?;
-                let stub = self.stub(Some(exit));
-                self.a.jz(stub)?;
-            }
             // Back edge: all phis take their `next` values at once.
             for (j, &(_, _, next)) in phis.iter().enumerate() {
                 self.a.mov(rax, self.value(next))?;
