@@ -97,7 +97,11 @@ fn endless(o: &Outcome) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // 48 cases in CI; `PROPTEST_CASES=3000 cargo test --release --test jit_property` by hand.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn jit_matches_interpreter(program in programs::program()) {
