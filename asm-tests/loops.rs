@@ -70,7 +70,7 @@ fn build(steps: &[Step], counter: bool) -> Trace {
     // Index guards need a SmallInt in 1..=LEN: take the value modulo LEN, plus one.
     let index = |t: &mut Trace, ints: &[Ref], i: usize| -> Ref {
         match ints.get(i % ints.len().max(1)) {
-            Some(&v) if i % 3 != 0 => {
+            Some(&v) if !i.is_multiple_of(3) => {
                 let len = t.push(Op::Const(Value::from_int(LEN as i32)), None);
                 let r = t.push(Op::Rem(v, len), Some(SnapId(0)));
                 let r = t.push(Op::MulOv(r, r), Some(SnapId(0)));
