@@ -65,6 +65,8 @@ pub struct KeyState {
     pub counter: u32,
     pub aborts: u8,
     pub trace: Option<u32>,
+    /// A trace of this key left by a `GuardNe`: record the next one without them.
+    pub no_alias_guards: bool,
 }
 
 impl LoopSlot {
@@ -105,6 +107,8 @@ pub struct TraceEntry {
     pub entries: u64,
     /// Per snapshot: leaving by it ends the loop (see `Recording::loop_exits`).
     pub loop_exits: Vec<bool>,
+    /// Per snapshot: it is a `GuardNe`'s (two objects the trace assumed distinct).
+    pub alias_exits: Vec<bool>,
     /// Entries in the current window of `RETIRE_AFTER_ENTRIES`, and how many of them left
     /// before one iteration by an exit that does not end the loop.
     window_entries: u64,
@@ -349,6 +353,14 @@ impl Vm {
                 }
                 true
             }
+            Ok(Step::Linked) => {
+                self.end_recording();
+                match rec.close_link() {
+                    Ok(()) => self.install(rec.finish()),
+                    Err(why) => self.note_recording_abort(&rec, &why),
+                }
+                true
+            }
             Err(why) => {
                 self.end_recording();
                 self.note_recording_abort(&rec, &why);
@@ -413,8 +425,16 @@ impl Vm {
     /// Optimises, assembles and installs a finished recording.
     fn install(&mut self, mut rec: Recording) {
         let booleans = Booleans { true_: self.k.true_, false_: self.k.false_ };
+        // Side traces run once per exit, so they go without alias guards; loops have them until
+        // one fails.
+        let alias_guards = rec.start.parent.is_none()
+            && self.data_of(rec.start.method).is_some_and(|data| {
+                let loops = &self.method_data[data].loops;
+                let slot = loops.iter().find(|l| l.ip == rec.start.header as u32);
+                !slot.and_then(|l| l.keys.iter().find(|k| k.key == rec.key)).is_some_and(|k| k.no_alias_guards)
+            });
         let t0 = Instant::now();
-        let optimised = opt::optimize(&rec.trace, booleans);
+        let optimised = opt::optimize_with(&rec.trace, booleans, opt::Options { alias_guards });
         let t1 = Instant::now();
         // The peeled loop's snapshots are copies of recorded ones: same interpreter state.
         for s in rec.exits.len()..optimised.snapshots.len() {
@@ -461,6 +481,12 @@ impl Vm {
         tracing::debug!(target: "tracevm::jit", "trace {id} compiled: {start}");
         let constants = constants_of(&optimised, &rec.exits, rec.start.method);
         let n_exits = rec.exits.len();
+        let mut alias_exits = vec![false; n_exits];
+        for i in optimised.insts.iter().filter(|i| matches!(i.op, Op::GuardNe(..))) {
+            if let Some(s) = i.snap {
+                alias_exits[s.0 as usize] = true;
+            }
+        }
         self.jit.traces.push(TraceEntry {
             id,
             start,
@@ -476,6 +502,7 @@ impl Vm {
             exit_counts: vec![0; n_exits],
             entries: 0,
             loop_exits: rec.loop_exits,
+            alias_exits,
             window_entries: 0,
             window_misses: 0,
         });
@@ -607,6 +634,7 @@ impl Vm {
         t.entries += 1;
         t.exit_counts[exit] += 1;
         let mut retire = false;
+        let alias_failed = t.alias_exits.get(exit).copied().unwrap_or(false);
         if t.parent.is_none() {
             t.window_entries += 1;
             // A side trace does not excuse an exit before the first iteration: a loop trace that
@@ -629,7 +657,9 @@ impl Vm {
         self.materialize(&state, &buffer);
         self.jit.traces[tid as usize].exits[exit] = state;
         self.jit.buffer = buffer;
-        if retire {
+        if alias_failed {
+            self.drop_alias_guards(tid);
+        } else if retire {
             self.retire_trace(tid);
         }
         Some(exit)
@@ -648,6 +678,26 @@ impl Vm {
                 for k in l.keys.iter_mut().filter(|k| k.trace == Some(tid)) {
                     k.trace = None;
                     k.aborts = k.aborts.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Stops entering a loop trace that assumed two objects distinct when they were not (a
+    /// `GuardNe` failed); its loop is recorded again soon, optimised without such guards.
+    fn drop_alias_guards(&mut self, tid: u32) {
+        self.jit.traces[tid as usize].code = None;
+        for t in self.jit.traces.iter_mut().filter(|t| t.parent.is_some_and(|(p, _)| p == tid)) {
+            t.code = None;
+        }
+        *self.jit.stats.aborts.entry("retired: objects it assumed distinct were the same".to_string()).or_default() +=
+            1;
+        for d in &mut self.method_data {
+            for l in &mut d.loops {
+                for k in l.keys.iter_mut().filter(|k| k.trace == Some(tid)) {
+                    k.trace = None;
+                    k.counter = 0;
+                    k.no_alias_guards = true;
                 }
             }
         }

@@ -32,11 +32,12 @@ fn a_store_into_another_object_keeps_the_load_behind_a_guard_ne() {
          0001 input 1
          0002 load.slot 0000 0
          0003 guard.int 0002 -> s0
-         0004 guard.ne 0001 0000 -> s0
+         0004 guard.ne 0001 0000 -> s2
          0005 store.slot 0001 0 0002
          0006 exit -> s1
          s0:
-         s1: [2]=0002",
+         s1: [2]=0002
+         s2=s0:",
     );
 }
 
@@ -233,4 +234,25 @@ fn a_peeled_swap_carries_both_values_in_phis() {
          s0: [0]=0000
          s1=s0: [0]=0000",
     );
+}
+
+#[test]
+fn without_alias_guards_a_store_elsewhere_forgets_the_load() {
+    let t = Trace::parse(
+        "slots 3
+         0000 input 0
+         0001 input 1
+         0002 load.slot 0000 0
+         0003 guard.int 0002 -> s0
+         0004 store.slot 0001 0 0002
+         0005 load.slot 0000 0
+         0006 exit -> s1
+         s0:
+         s1: [2]=0005",
+    )
+    .unwrap();
+    let got = optimize_with(&t, B, Options { alias_guards: false });
+    got.verify().unwrap();
+    assert!(!got.insts.iter().any(|i| matches!(i.op, Op::GuardNe(..))), "{got}");
+    assert_eq!(got.insts.iter().filter(|i| matches!(i.op, Op::LoadSlot(..))).count(), 2, "{got}");
 }

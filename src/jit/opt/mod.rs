@@ -18,9 +18,33 @@ use std::collections::{HashMap, HashSet};
 
 /// Optimises a verified trace (see the module doc).
 pub fn optimize(trace: &Trace, booleans: Booleans) -> Trace {
+    optimize_with(trace, booleans, Options::default())
+}
+
+/// Choices the JIT makes per trace.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Add `GuardNe`s to keep loads across stores into other objects. Off for a loop whose
+    /// earlier trace left by one (the objects were the same after all).
+    pub alias_guards: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { alias_guards: true }
+    }
+}
+
+/// Optimises a verified trace with `options`. Each `GuardNe` it adds exits by a snapshot of its
+/// own (a copy: `Snapshot::copy_of`), so that the JIT can tell when one fails.
+pub fn optimize_with(trace: &Trace, booleans: Booleans, options: Options) -> Trace {
     let folded = match recorded_loop(trace) {
-        Some(l) => peel::peel(trace, booleans, l),
-        None => Forward::new(trace, booleans).run(),
+        Some(l) => peel::peel(trace, booleans, l, options),
+        None => {
+            let mut f = Forward::new(trace, booleans);
+            f.alias_guards = options.alias_guards;
+            f.run()
+        }
     };
     eliminate_dead_code(&folded)
 }
@@ -79,6 +103,7 @@ struct Forward<'t> {
     /// The snapshot of the last instruction that may exit, while no store has followed it: the
     /// state a guard added here may exit to (nothing the interpreter can see has changed since).
     last_snap: Option<SnapId>,
+    alias_guards: bool,
     /// Phis whose `next` (an old reference) is resolved at the end.
     phis: Vec<(Ref, Ref)>,
 }
@@ -105,6 +130,7 @@ impl<'t> Forward<'t> {
             unwatched: HashSet::new(),
             distinct: HashSet::new(),
             last_snap: None,
+            alias_guards: true,
             phis: Vec::new(),
         }
     }
@@ -152,8 +178,9 @@ impl<'t> Forward<'t> {
             let n = self.m(next);
             self.out.close_phi(phi, n);
         }
-        for (k, snap) in self.out.snapshots.iter_mut().enumerate() {
-            snap.entries = mapped_entries(&src.snapshots[k], &self.map);
+        for k in 0..self.out.snapshots.len() {
+            let origin = self.out.origin(SnapId(k as u32)).0 as usize;
+            self.out.snapshots[k].entries = mapped_entries(&src.snapshots[origin], &self.map);
         }
         self.out
     }
@@ -382,7 +409,10 @@ impl<'t> Forward<'t> {
         for p in others {
             if self.known_distinct(o, p) {
                 separate.insert(p);
-            } else if let (Some(snap), true) = (self.last_snap, added < MAX_ALIAS_GUARDS) {
+            } else if let (Some(last), true) = (self.last_snap, self.alias_guards && added < MAX_ALIAS_GUARDS) {
+                let origin = self.out.origin(last);
+                self.out.snapshots.push(Snapshot { entries: Vec::new(), copy_of: Some(origin) });
+                let snap = SnapId(self.out.snapshots.len() as u32 - 1);
                 self.out.push(Op::GuardNe(o, p), Some(snap));
                 self.distinct.insert((o.min(p), o.max(p)));
                 separate.insert(p);
@@ -646,11 +676,12 @@ mod tests {
              0002 guard.class 0000 @1000 -> s0
              0003 load.slot 0000 2
              0004 load.slot 0000 3
-             0005 guard.ne 0001 0000 -> s0
+             0005 guard.ne 0001 0000 -> s2
              0006 store.slot 0001 2 0004
              0007 exit -> s1
              s0:
-             s1: [0]=0003 [1]=0003 [2]=0004",
+             s1: [0]=0003 [1]=0003 [2]=0004
+             s2=s0:",
         );
     }
 

@@ -21,7 +21,7 @@
 //! Snapshots used in the loop copy are copies of the recorded ones (`Snapshot::copy_of`): same
 //! interpreter state, described by the loop's values.
 
-use super::{mapped_entries, Forward};
+use super::{mapped_entries, Forward, Options};
 use crate::jit::ir::{Booleans, Op, Ref, SnapId, Snapshot, Trace};
 use std::collections::{HashMap, HashSet};
 
@@ -29,8 +29,9 @@ use std::collections::{HashMap, HashSet};
 const ATTEMPTS: usize = 4;
 
 /// Peels the recorded loop trace `src`, whose `Loop` is instruction `l` (see the module doc).
-pub(super) fn peel(src: &Trace, b: Booleans, l: usize) -> Trace {
+pub(super) fn peel(src: &Trace, b: Booleans, l: usize, options: Options) -> Trace {
     let mut first = Forward::new(src, b);
+    first.alias_guards = options.alias_guards;
     first.out.snapshots = src.snapshots.clone();
     for (i, inst) in src.insts.iter().enumerate().take(l) {
         first.map[i] = first.step(inst.op, inst.snap);
@@ -130,18 +131,24 @@ impl Peeled<'_, '_> {
         }
 
         // The loop's snapshots; then the variant values the loop reads, each becoming a phi.
+        // Snapshots made before the loop (the recorded ones, and copies for the preamble's
+        // `GuardNe`s) are in the preamble's values; the loop's in its own.
+        let preamble_snaps = self.first.out.snapshots.len();
         let used: HashSet<u32> = g.out.insts[head + 1..].iter().filter_map(|i| i.snap.map(|s| s.0)).collect();
-        for (k, snap) in g.out.snapshots.iter_mut().enumerate() {
-            snap.entries = match snap.copy_of {
-                None => mapped_entries(&src.snapshots[k], &self.first.map),
-                Some(orig) if used.contains(&(k as u32)) => mapped_entries(&src.snapshots[orig.0 as usize], &g.map),
-                Some(_) => Vec::new(),
+        for k in 0..g.out.snapshots.len() {
+            let origin = &src.snapshots[g.out.origin(SnapId(k as u32)).0 as usize];
+            g.out.snapshots[k].entries = if k < preamble_snaps {
+                mapped_entries(origin, &self.first.map)
+            } else if used.contains(&(k as u32)) {
+                mapped_entries(origin, &g.map)
+            } else {
+                Vec::new()
             };
         }
         let mut phis: Vec<Ref> = Vec::new();
         let mut phi_of: HashMap<Ref, u32> = HashMap::new();
         let mut read: Vec<Ref> = g.out.insts[head + 1..].iter().flat_map(|i| i.op.operands()).collect();
-        read.extend(g.out.snapshots.iter().filter(|s| s.copy_of.is_some()).flat_map(|s| s.entries.iter().map(|e| e.1)));
+        read.extend(g.out.snapshots[preamble_snaps..].iter().flat_map(|s| s.entries.iter().map(|e| e.1)));
         while let Some(r) = read.pop() {
             if let Some(&z) = next.get(&r) {
                 if let std::collections::hash_map::Entry::Vacant(v) = phi_of.entry(r) {
@@ -171,7 +178,7 @@ impl Peeled<'_, '_> {
             out.push(inst.op.map_refs(remap), inst.snap);
         }
         out.snapshots = g.out.snapshots;
-        for snap in out.snapshots.iter_mut().filter(|s| s.copy_of.is_some()) {
+        for snap in &mut out.snapshots[preamble_snaps..] {
             for e in &mut snap.entries {
                 e.1 = remap(e.1);
             }

@@ -107,6 +107,9 @@ pub enum Step {
     Continue,
     /// Control is back at the loop header: the trace is complete.
     Closed,
+    /// A side trace reached the back edge of another loop: it ends there (`close_link`), and the
+    /// interpreter takes that back edge, where the other loop's own trace is entered.
+    Linked,
 }
 
 /// A finished recording.
@@ -125,6 +128,8 @@ pub struct Recording {
     pub loop_exits: Vec<bool>,
     /// A side trace's last exit (back at the loop header).
     pub end_exit: Option<usize>,
+    /// A side trace's last exit at another loop's back edge (see `Step::Linked`).
+    pub link_exit: Option<usize>,
 }
 
 pub struct Recorder {
@@ -141,6 +146,7 @@ pub struct Recorder {
     real: Vec<RealInputs>,
     entry: Vec<EntryFrame>,
     end_exit: Option<usize>,
+    link_exit: Option<usize>,
     /// The snapshot of the state before the current bytecode, once a guard needed it.
     snap: Option<SnapId>,
     pre_stack: Vec<Sym>,
@@ -325,6 +331,7 @@ impl Recorder {
             real,
             entry,
             end_exit: None,
+            link_exit: None,
             snap: None,
             pre_stack: Vec::new(),
             pre_ip,
@@ -350,6 +357,15 @@ impl Recorder {
         Ok(())
     }
 
+    /// Ends a side trace at another loop's back edge (after `Step::Linked`): an exit before the
+    /// jump, so that the interpreter takes it and meets that loop's trace.
+    pub fn close_link(&mut self) -> Result<(), Abort> {
+        let s = self.snapshot()?;
+        self.trace.push(Op::Exit, Some(s));
+        self.link_exit = Some(s.0 as usize);
+        Ok(())
+    }
+
     /// The recording so far, as a finished trace (after `Step::Closed`).
     pub fn finish(self) -> Recording {
         let mut loop_exits = vec![false; self.exits.len()];
@@ -361,6 +377,7 @@ impl Recorder {
         Recording {
             loop_exits,
             end_exit: self.end_exit,
+            link_exit: self.link_exit,
             key: self.key,
             trace: self.trace,
             exits: self.exits,
@@ -750,6 +767,9 @@ impl Recorder {
                     let t = d.extra as usize;
                     if t < next {
                         if !(self.frames.len() == 1 && t == self.start.header) {
+                            if self.start.parent.is_some() && self.steps > 1 {
+                                return Ok(Step::Linked);
+                            }
                             return abort("inner loop");
                         }
                         self.loop_end = ip;
