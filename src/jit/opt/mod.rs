@@ -1,16 +1,17 @@
 //! Trace optimisation: constant folding, history-based common-subexpression elimination (with
-//! load/store forwarding), removal of guards already implied by earlier facts, and dead-code
-//! elimination.
+//! load/store forwarding and alias disambiguation by `GuardNe`), removal of guards already
+//! implied by earlier facts, loop peeling (`peel`), and dead-code elimination.
 //!
-//! Owns rewriting one verified trace into an equivalent, smaller one. "Equivalent" means: for
-//! every frame buffer, the optimised trace leaves by the same snapshot number with the same frame
-//! contents (the property tests check exactly this through the backend). Snapshot numbers are
-//! kept, so the recorder's map from snapshot to interpreter location stays valid. It never
-//! reorders instructions or moves anything across the `Loop` marker.
+//! Owns rewriting one verified trace into an equivalent one. "Equivalent" means: for every frame
+//! buffer, the optimised trace leaves by a snapshot standing for the same recorded snapshot (the
+//! same number, or a copy of it: `Snapshot::copy_of`) with the same frame contents and the same
+//! stores done (the property tests check exactly this through the backend). Recorded snapshot
+//! numbers are kept, so the recorder's map from snapshot to interpreter location stays valid. It
+//! never reorders stores, and never moves a store across a guard.
 //!
-//! Facts are collected in one forward pass. Values defined before `Loop` never change, so facts
-//! and common subexpressions about them stay valid inside the loop; slot loads are forgotten at
-//! `Loop` because a store later in the body may change them for the next iteration.
+//! Facts are collected in one forward pass. In a trace written with its own `Loop` and phis,
+//! values defined before `Loop` never change, so facts about them stay valid inside the loop,
+//! and slot loads are forgotten at `Loop`. A loop as the recorder makes it is peeled instead.
 
 use crate::heap::Value;
 use crate::jit::ir::{Booleans, Inst, Op, Ref, SnapId, Snapshot, Trace};
