@@ -256,3 +256,31 @@ fn without_alias_guards_a_store_elsewhere_forgets_the_load() {
     assert!(!got.insts.iter().any(|i| matches!(i.op, Op::GuardNe(..))), "{got}");
     assert_eq!(got.insts.iter().filter(|i| matches!(i.op, Op::LoadSlot(..))).count(), 2, "{got}");
 }
+
+#[test]
+fn a_guard_ne_in_the_loop_never_exits_by_the_preambles_last_snapshot() {
+    // The body ends with a guard and begins with a store: at the loop copy's first store there is
+    // no snapshot of *this* iteration to exit by, so the load from the other object is forgotten
+    // rather than kept behind a guard that would resume the previous iteration's last bytecode.
+    let t = Trace::parse(
+        "slots 3
+         0000 input 0
+         0001 input 1
+         0002 loop
+         0003 load.slot 0000 1
+         0004 store.slot 0001 1 0003
+         0005 load.slot 0000 1
+         0006 guard.int 0005 -> s1
+         s0:
+         s1: [2]=0005",
+    )
+    .unwrap();
+    let got = optimize(&t, B);
+    got.verify().unwrap();
+    let head = got.loop_start().unwrap();
+    for (i, inst) in got.insts.iter().enumerate().skip(head) {
+        if let (Op::GuardNe(..), Some(s)) = (inst.op, inst.snap) {
+            panic!("instruction {i}: a GuardNe in the loop exits by s{} of the preamble\n{got}", s.0);
+        }
+    }
+}

@@ -192,7 +192,7 @@ impl<'t> Forward<'t> {
             self.last_snap = snap;
         }
         let value = self.emit(op, snap);
-        if matches!(op, Op::StoreSlot(..) | Op::StoreElem(..)) {
+        if matches!(op, Op::StoreSlot(..) | Op::StoreElem(..) | Op::Loop) {
             self.last_snap = None;
         }
         value

@@ -94,6 +94,8 @@ impl Peeled<'_, '_> {
             }
         }
         let mut g = start.clone();
+        // The preamble's last snapshot describes the end of an iteration, not the loop's start.
+        g.last_snap = None;
         let head = g.out.push(Op::Loop, None).0 as usize;
         let mut copies: HashMap<u32, SnapId> = HashMap::new();
         for (i, inst) in src.insts.iter().enumerate().skip(self.l + 1) {
