@@ -145,6 +145,15 @@ pub struct Jit {
     fuel: Box<std::cell::Cell<u64>>,
 }
 
+/// Why a loop trace stops being entered (`Vm::retire_trace`).
+#[derive(Clone, Copy)]
+enum Retire {
+    /// It left before one iteration in most of its recent entries.
+    LeftEarly,
+    /// A `GuardNe` failed: two objects it assumed distinct were the same.
+    AliasGuardFailed,
+}
+
 /// Snapshot 0 of every trace: the state at its loop header.
 pub const HEADER_SNAPSHOT: ir::SnapId = ir::SnapId(0);
 
@@ -658,46 +667,37 @@ impl Vm {
         self.jit.traces[tid as usize].exits[exit] = state;
         self.jit.buffer = buffer;
         if alias_failed {
-            self.drop_alias_guards(tid);
+            self.retire_trace(tid, Retire::AliasGuardFailed);
         } else if retire {
-            self.retire_trace(tid);
+            self.retire_trace(tid, Retire::LeftEarly);
         }
         Some(exit)
     }
 
-    /// Stops entering a trace that keeps leaving early; its loop may be recorded again (after the
-    /// same back-off as an abort).
-    fn retire_trace(&mut self, tid: u32) {
+    /// Stops entering loop trace `tid` (and its side traces); its loop may be recorded again.
+    fn retire_trace(&mut self, tid: u32, why: Retire) {
         self.jit.traces[tid as usize].code = None;
         for t in self.jit.traces.iter_mut().filter(|t| t.parent.is_some_and(|(p, _)| p == tid)) {
             t.code = None;
         }
-        *self.jit.stats.aborts.entry("retired: left early too often".to_string()).or_default() += 1;
+        let reason = match why {
+            Retire::LeftEarly => "retired: left early too often",
+            Retire::AliasGuardFailed => "retired: objects it assumed distinct were the same",
+        };
+        *self.jit.stats.aborts.entry(reason.to_string()).or_default() += 1;
         for d in &mut self.method_data {
             for l in &mut d.loops {
                 for k in l.keys.iter_mut().filter(|k| k.trace == Some(tid)) {
                     k.trace = None;
-                    k.aborts = k.aborts.saturating_add(1);
-                }
-            }
-        }
-    }
-
-    /// Stops entering a loop trace that assumed two objects distinct when they were not (a
-    /// `GuardNe` failed); its loop is recorded again soon, optimised without such guards.
-    fn drop_alias_guards(&mut self, tid: u32) {
-        self.jit.traces[tid as usize].code = None;
-        for t in self.jit.traces.iter_mut().filter(|t| t.parent.is_some_and(|(p, _)| p == tid)) {
-            t.code = None;
-        }
-        *self.jit.stats.aborts.entry("retired: objects it assumed distinct were the same".to_string()).or_default() +=
-            1;
-        for d in &mut self.method_data {
-            for l in &mut d.loops {
-                for k in l.keys.iter_mut().filter(|k| k.trace == Some(tid)) {
-                    k.trace = None;
-                    k.counter = 0;
-                    k.no_alias_guards = true;
+                    match why {
+                        // The same back-off as an abort.
+                        Retire::LeftEarly => k.aborts = k.aborts.saturating_add(1),
+                        // Recorded again soon, optimised without alias guards.
+                        Retire::AliasGuardFailed => {
+                            k.counter = 0;
+                            k.no_alias_guards = true;
+                        }
+                    }
                 }
             }
         }

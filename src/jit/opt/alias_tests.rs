@@ -3,16 +3,7 @@
 
 use super::*;
 
-const B: Booleans = Booleans { true_: Value::from_int(1), false_: Value::from_int(0) };
-
-fn check(input: &str, expected: &str) {
-    let t = Trace::parse(input).expect("input parses");
-    t.verify().expect("input verifies");
-    let got = optimize(&t, B);
-    got.verify().expect("output verifies");
-    let want = Trace::parse(expected).expect("expected parses");
-    assert_eq!(got.to_string(), want.to_string(), "\n--- input\n{t}\n--- got\n{got}\n--- want\n{want}");
-}
+use super::tests::{check, B};
 
 #[test]
 fn a_store_into_another_object_keeps_the_load_behind_a_guard_ne() {

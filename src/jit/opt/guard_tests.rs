@@ -3,17 +3,7 @@
 
 use super::*;
 
-const B: Booleans = Booleans { true_: Value::from_int(1), false_: Value::from_int(0) };
-
-/// Optimises `input` and compares with `expected` (both in the IR text form).
-fn check(input: &str, expected: &str) {
-    let t = Trace::parse(input).expect("input parses");
-    t.verify().expect("input verifies");
-    let got = optimize(&t, B);
-    got.verify().expect("output verifies");
-    let want = Trace::parse(expected).expect("expected parses");
-    assert_eq!(got.to_string(), want.to_string(), "\n--- input\n{t}\n--- got\n{got}\n--- want\n{want}");
-}
+use super::tests::{check, B};
 
 /// Edge and ordinary SmallInts for folding.
 const INTS: [i32; 14] = [0, 1, -1, 2, -2, 7, -7, 13, -13, 65536, i32::MAX, i32::MIN, i32::MAX - 1, i32::MIN + 1];

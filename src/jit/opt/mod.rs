@@ -575,16 +575,17 @@ fn eliminate_dead_code(t: &Trace) -> Trace {
 mod tests {
     use super::*;
 
-    const B: Booleans = Booleans { true_: Value::from_int(1), false_: Value::from_int(0) };
+    pub(super) const B: Booleans = Booleans { true_: Value::from_int(1), false_: Value::from_int(0) };
 
     /// Optimises `input` and compares with `expected` (both in the IR text form).
-    fn check(input: &str, expected: &str) {
+    #[track_caller]
+    pub(super) fn check(input: &str, expected: &str) {
         let t = Trace::parse(input).expect("input parses");
         t.verify().expect("input verifies");
         let got = optimize(&t, B);
         got.verify().expect("output verifies");
         let want = Trace::parse(expected).expect("expected parses");
-        assert_eq!(got.to_string(), want.to_string(), "\n--- got\n{got}\n--- want\n{want}");
+        assert_eq!(got.to_string(), want.to_string(), "\n--- input\n{t}\n--- got\n{got}\n--- want\n{want}");
     }
 
     #[test]
