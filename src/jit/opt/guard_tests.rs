@@ -3,7 +3,7 @@
 
 use super::*;
 
-use super::tests::{check, B};
+use super::tests::check;
 
 /// Edge and ordinary SmallInts for folding.
 const INTS: [i32; 14] = [0, 1, -1, 2, -2, 7, -7, 13, -13, 65536, i32::MAX, i32::MIN, i32::MAX - 1, i32::MIN + 1];
