@@ -579,7 +579,7 @@ impl Vm {
     fn run_trace(&mut self, tid: u32) -> Option<usize> {
         self.save_regs_for_jit();
         let t = &self.jit.traces[tid as usize];
-        let slots = t.code.as_ref()?.slots() as usize;
+        let slots = t.code.as_ref()?.slots();
         let n = t.entry.len();
         let mut buffer = std::mem::take(&mut self.jit.buffer);
         buffer.clear();

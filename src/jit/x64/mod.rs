@@ -5,11 +5,15 @@
 //! talks to the outside world only through its frame buffer and the exit number it answers.
 //!
 //! Register use (first version, chosen for obviously-correct code over speed): every IR value
-//! lives in its own 8-byte stack slot; each instruction loads its operands into scratch registers
-//! (rax, rcx, rdx), computes, and stores its result. rbx holds the frame buffer. A guard jumps to
-//! its snapshot's exit stub, which writes the snapshot's values into the frame buffer and returns
-//! the snapshot number. A register allocator can replace the slots later without changing the
-//! contract.
+//! lives in its own 8-byte word of the trace's value area (owned by the `CompiledTrace`; a trace
+//! never runs twice at once); each instruction loads its operands into scratch registers (rax,
+//! rcx, rdx), computes, and stores its result. rbx holds the value area, r12 the frame buffer. A
+//! guard jumps to its snapshot's exit stub, which only answers the snapshot number;
+//! `CompiledTrace::run` then copies the snapshot's values from the value area into their
+//! frame-buffer words. Exits are data, not code: a stub is two
+//! instructions however many values its snapshot holds, which keeps traces small and quick to
+//! assemble (iced-x86 costs about 0.1–0.2 µs per instruction). A register allocator will spill
+//! live registers in the stubs and keep the same contract.
 //!
 //! Calling convention (`CompiledTrace::run`): sysv64, `rdi` = frame buffer, result in `eax`.
 
@@ -46,7 +50,13 @@ pub use crate::jit::ir::Booleans as Constants;
 /// A trace's machine code, ready to run.
 pub struct CompiledTrace {
     code: CodeMemory,
+    /// Frame-buffer words the trace reads and writes.
     slots: u16,
+    /// One word per IR value, then one per phi (the back edge's parallel copy). The code embeds
+    /// its address, so it lives (and stays put) as long as the code.
+    values: Box<[std::cell::Cell<u64>]>,
+    /// Per snapshot: (frame-buffer word, value) to copy when leaving by it.
+    exits: Vec<Vec<(u16, Ref)>>,
     /// `Options::force_exits`: one byte per exit point, set once it has forced its exit. The code
     /// embeds this block's address, so it lives (and stays put) as long as the code.
     _forced: Box<[u8]>,
@@ -80,12 +90,16 @@ impl CompiledTrace {
         if frame.len() < self.slots as usize {
             return Err(BackendError::FrameTooSmall { given: frame.len(), needed: self.slots as usize });
         }
-        Ok(SnapId(self.code.enter(frame)))
+        let exit = self.code.enter(frame);
+        for &(slot, v) in self.exits.get(exit as usize).map(Vec::as_slice).unwrap_or(&[]) {
+            frame[slot as usize] = self.values[v.0 as usize].get();
+        }
+        Ok(SnapId(exit))
     }
 
     /// Frame-buffer words the trace needs.
-    pub fn slots(&self) -> u16 {
-        self.slots
+    pub fn slots(&self) -> usize {
+        self.slots as usize
     }
 
     /// How many times control reached the loop head, over all runs: for a peeled loop, the
@@ -130,17 +144,19 @@ struct Emitter<'t> {
     forced: u64,
     /// Address of the back-edge counter.
     iterations: u64,
+    /// Address of the value area.
+    values: u64,
     fuel: u64,
     fuel_exit: Option<SnapId>,
 }
 
 impl Emitter<'_> {
     fn value(&self, r: Ref) -> AsmMemoryOperand {
-        qword_ptr(rsp + 8 * r.0 as i32)
+        qword_ptr(rbx + 8 * r.0 as i32)
     }
 
     fn temp(&self, j: usize) -> AsmMemoryOperand {
-        qword_ptr(rsp + 8 * (self.trace.insts.len() + j) as i32)
+        qword_ptr(rbx + 8 * (self.trace.insts.len() + j) as i32)
     }
 
     fn stub(&self, snap: Option<SnapId>) -> CodeLabel {
@@ -176,7 +192,6 @@ impl Emitter<'_> {
     }
 
     fn emit(mut self) -> Result<CodeAssembler, IcedError> {
-        let n = self.trace.insts.len();
         let phis: Vec<(Ref, Ref, Ref)> = self
             .trace
             .insts
@@ -187,8 +202,6 @@ impl Emitter<'_> {
                 _ => None,
             })
             .collect();
-        // Value slots, then one temporary per phi for the back edge's parallel copy; 16-aligned.
-        let frame_bytes = ((8 * (n + phis.len())).div_ceil(16) * 16) as i32;
         let mut epilogue = self.a.create_label();
         let mut loop_head = self.a.create_label();
 
@@ -197,8 +210,8 @@ impl Emitter<'_> {
         self.a.mov(rbp, rsp)?;
         self.a.push(rbx)?;
         self.a.push(r12)?;
-        self.a.mov(rbx, rdi)?;
-        self.a.sub(rsp, frame_bytes)?;
+        self.a.mov(r12, rdi)?;
+        self.a.mov(rbx, self.values)?;
 
         let mut exit_point = 0u64;
         for (i, inst) in self.trace.insts.iter().enumerate() {
@@ -219,7 +232,7 @@ impl Emitter<'_> {
             }
             match inst.op {
                 Op::Input(slot) => {
-                    self.a.mov(rax, qword_ptr(rbx + 8 * slot as i32))?;
+                    self.a.mov(rax, qword_ptr(r12 + 8 * slot as i32))?;
                     self.a.mov(self.value(at), rax)?;
                 }
                 Op::Const(v) => {
@@ -400,8 +413,8 @@ impl Emitter<'_> {
             self.a.jmp(loop_head)?;
         }
 
-        // Exit stubs: write the snapshot into the frame buffer, answer its number. Only for the
-        // snapshots something exits by (the optimizer leaves many unused).
+        // Exit stubs: answer the snapshot's number (`CompiledTrace::run` copies its values). Only
+        // for the snapshots something exits by (the optimizer leaves many unused).
         let mut used = vec![false; self.trace.snapshots.len()];
         for i in &self.trace.insts {
             if let Some(s) = i.snap {
@@ -411,22 +424,17 @@ impl Emitter<'_> {
         if let Some(s) = self.fuel_exit.filter(|_| self.fuel != 0) {
             used[s.0 as usize] = true;
         }
-        for (s, snap) in self.trace.snapshots.iter().enumerate() {
+        for s in 0..self.trace.snapshots.len() {
             if !used[s] {
                 continue;
             }
             let mut label = self.stubs[s];
             self.a.set_label(&mut label)?;
-            for &(slot, v) in &snap.entries {
-                self.a.mov(rax, self.value(v))?;
-                self.a.mov(qword_ptr(rbx + 8 * slot as i32), rax)?;
-            }
             self.a.mov(eax, s as u32)?;
             self.a.jmp(epilogue)?;
         }
 
         self.a.set_label(&mut epilogue)?;
-        self.a.add(rsp, frame_bytes)?;
         self.a.pop(r12)?;
         self.a.pop(rbx)?;
         self.a.pop(rbp)?;
@@ -435,18 +443,20 @@ impl Emitter<'_> {
     }
 }
 
-fn assemble(
-    trace: &Trace,
-    k: Constants,
-    ip: u64,
+/// Addresses of the data a trace's code uses in place (see `CompiledTrace`).
+#[derive(Clone, Copy)]
+struct DataAt {
     forced: u64,
     iterations: u64,
-    o: Options,
-) -> Result<Vec<u8>, BackendError> {
+    values: u64,
+}
+
+fn assemble(trace: &Trace, k: Constants, ip: u64, at: DataAt, o: Options) -> Result<Vec<u8>, BackendError> {
     let mut a = CodeAssembler::new(64)?;
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
     let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
-    let mut a = Emitter { a, trace, stubs, k, forced, iterations, fuel, fuel_exit }.emit()?;
+    let DataAt { forced, iterations, values } = at;
+    let mut a = Emitter { a, trace, stubs, k, forced, iterations, values, fuel, fuel_exit }.emit()?;
     Ok(a.assemble(ip)?)
 }
 
@@ -467,14 +477,20 @@ pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<Com
     // at address 0, and copied into place (debug builds check that by assembling again there).
     let iterations = Box::new(std::cell::Cell::new(0u64));
     let iterations_at = iterations.as_ptr() as u64;
-    let code = assemble(trace, k, 0, forced_at, iterations_at, options)?;
+    let phis = trace.insts.iter().filter(|i| matches!(i.op, Op::Phi { next: Some(_), .. })).count();
+    let values: Box<[std::cell::Cell<u64>]> =
+        (0..(trace.insts.len() + phis).max(1)).map(|_| Default::default()).collect();
+    let values_at = values.as_ptr() as u64;
+    let at = DataAt { forced: forced_at, iterations: iterations_at, values: values_at };
+    let code = assemble(trace, k, 0, at, options)?;
     let region = CodeMemory::reserve(code.len())?;
     debug_assert_eq!(
-        assemble(trace, k, region.base(), forced_at, iterations_at, options)?,
+        assemble(trace, k, region.base(), at, options)?,
         code,
         "trace code must not depend on its address"
     );
     let code = region.seal(&code)?;
     tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
-    Ok(CompiledTrace { code, slots: trace.slots, _forced: forced, iterations })
+    let exits = trace.snapshots.iter().map(|s| s.entries.clone()).collect();
+    Ok(CompiledTrace { code, slots: trace.slots, values, exits, _forced: forced, iterations })
 }
