@@ -424,10 +424,7 @@ impl Emitter<'_> {
         if let Some(s) = self.fuel_exit.filter(|_| self.fuel != 0) {
             used[s.0 as usize] = true;
         }
-        for s in 0..self.trace.snapshots.len() {
-            if !used[s] {
-                continue;
-            }
+        for (s, _) in used.iter().enumerate().filter(|(_, &u)| u) {
             let mut label = self.stubs[s];
             self.a.set_label(&mut label)?;
             self.a.mov(eax, s as u32)?;
