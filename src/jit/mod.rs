@@ -12,6 +12,7 @@ pub mod deopt;
 pub mod ir;
 pub mod opt;
 pub mod recorder;
+pub mod runtime;
 pub mod x64;
 
 use crate::heap::{Collection, Value};
@@ -143,6 +144,8 @@ pub struct Jit {
     buffer: Vec<u64>,
     /// Back edges compiled code may still take (see `x64::Options::fuel`); refilled at entry.
     fuel: Box<std::cell::Cell<u64>>,
+    /// What compiled code's helper calls reach (the heap, while a trace runs).
+    runtime: Box<runtime::Runtime>,
 }
 
 /// Why a loop trace stops being entered (`Vm::retire_trace`).
@@ -170,6 +173,7 @@ impl Default for Jit {
             dump: None,
             buffer: Vec::new(),
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
+            runtime: Box::default(),
         }
     }
 }
@@ -457,6 +461,7 @@ impl Vm {
             force_exits: self.jit.options.force_exits,
             fuel: self.jit.fuel.as_ptr() as u64,
             fuel_exit: Some(HEADER_SNAPSHOT),
+            runtime: self.jit.runtime.address(),
         };
         let compiled = x64::compile_with(&optimised, booleans, options);
         let t2 = Instant::now();
@@ -624,13 +629,19 @@ impl Vm {
         // An execution budget bounds compiled loops too: one back edge, one safepoint.
         let fuel = self.budget.map_or(u64::MAX, |b| b.max(1));
         self.jit.fuel.set(fuel);
-        let code = self.jit.traces[tid as usize].code.as_ref()?;
+        // Until `detach`, only the trace's allocation helper uses the heap.
+        self.jit.runtime.attach(&mut self.heap, self.k.nil);
+        let Some(code) = self.jit.traces[tid as usize].code.as_ref() else {
+            self.jit.runtime.detach();
+            return None;
+        };
         let before = code.iterations();
         // SAFETY: the trace was recorded on contexts running these methods with these stack
         // depths; its inputs are those contexts and their arguments, temporaries and stack
         // Arrays, checked above to have every slot the trace reads without a guard; everything
         // else it reads is guarded in the trace.
         let exit = unsafe { code.run(&mut buffer) };
+        self.jit.runtime.detach();
         let done = code.iterations() - before;
         if let Some(b) = self.budget.as_mut() {
             *b = b.saturating_sub(done);

@@ -18,6 +18,10 @@ use crate::heap::Value;
 use std::fmt::{self, Write};
 use thiserror::Error;
 
+/// The largest object `Op::New` allocates on the trace (larger ones are left to the interpreter,
+/// which checks sizes its own way).
+pub const MAX_NEW_SLOTS: i32 = 4096;
+
 /// The objects that comparisons answer (and that folding may produce).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Booleans {
@@ -96,6 +100,11 @@ pub enum Op {
     StoreElem(Ref, Ref, Ref),
     /// Byte `index` (1-based, checked by `GuardIndex`) of a byte object, as a SmallInt 0..=255.
     LoadByte(Ref, Ref),
+    /// A new pointer object of the class with `len` (a SmallInt) nil slots: primitive 7. Exits,
+    /// before allocating, when the length is not a SmallInt in `0..=MAX_NEW_SLOTS` or the heap
+    /// wants a collection (compiled code never collects; the interpreter does, at its next
+    /// safepoint, and then allocates).
+    New(Ref, Value),
     /// Start of the loop body.
     Loop,
     /// Loop-carried value (see the module doc). `next` is set when the loop is closed.
@@ -126,6 +135,7 @@ impl Op {
                 | Op::GuardLen(..)
                 | Op::GuardIndex(..)
                 | Op::GuardUnwatched(_)
+                | Op::New(..)
                 | Op::Exit
         )
     }
@@ -165,6 +175,7 @@ impl Op {
             Op::GuardUnwatched(a) => Op::GuardUnwatched(f(a)),
             Op::LoadElem(a, i) => Op::LoadElem(f(a), f(i)),
             Op::LoadByte(a, i) => Op::LoadByte(f(a), f(i)),
+            Op::New(n, c) => Op::New(f(n), c),
             Op::StoreElem(a, i, v) => Op::StoreElem(f(a), f(i), f(v)),
             Op::Lt(a, b) => Op::Lt(f(a), f(b)),
             Op::Le(a, b) => Op::Le(f(a), f(b)),
@@ -204,6 +215,7 @@ impl Op {
             | Op::GuardIs(a, _)
             | Op::GuardIsNot(a, _)
             | Op::LoadSlot(a, _)
+            | Op::New(a, _)
             | Op::LoadLen(a) => vec![a],
             Op::StoreSlot(o, _, v) => vec![o, v],
             Op::Phi { init, next } => std::iter::once(init).chain(next).collect(),
@@ -393,6 +405,7 @@ impl fmt::Display for Trace {
                 Op::GuardUnwatched(a) => format!("guard.unwatched {}", r(a)),
                 Op::LoadElem(a, i) => format!("load.elem {} {}", r(a), r(i)),
                 Op::LoadByte(a, i) => format!("load.byte {} {}", r(a), r(i)),
+                Op::New(n, c) => format!("new {} {}", r(n), value_text(c)),
                 Op::StoreElem(a, i, v) => format!("store.elem {} {} {}", r(a), r(i), r(v)),
                 Op::Lt(a, b) => format!("lt {} {}", r(a), r(b)),
                 Op::Le(a, b) => format!("le {} {}", r(a), r(b)),
@@ -513,6 +526,7 @@ impl Trace {
                 "guard.unwatched" => Op::GuardUnwatched(r(0)?),
                 "load.elem" => Op::LoadElem(r(0)?, r(1)?),
                 "load.byte" => Op::LoadByte(r(0)?, r(1)?),
+                "new" => Op::New(r(0)?, v(1)?),
                 "store.elem" => Op::StoreElem(r(0)?, r(1)?, r(2)?),
                 "lt" => Op::Lt(r(0)?, r(1)?),
                 "le" => Op::Le(r(0)?, r(1)?),

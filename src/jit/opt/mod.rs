@@ -101,6 +101,8 @@ struct Forward<'t> {
     unwatched: HashSet<Ref>,
     /// Pairs of values known not to be identical (ordered low, high), from `GuardNe`.
     distinct: HashSet<(Ref, Ref)>,
+    /// Objects the trace allocated (`New`): each differs from every value computed before it.
+    fresh: HashSet<Ref>,
     /// The snapshot of the last instruction that may exit, while no store has followed it: the
     /// state a guard added here may exit to (nothing the interpreter can see has changed since).
     last_snap: Option<SnapId>,
@@ -130,6 +132,7 @@ impl<'t> Forward<'t> {
             indices: HashSet::new(),
             unwatched: HashSet::new(),
             distinct: HashSet::new(),
+            fresh: HashSet::new(),
             last_snap: None,
             alias_guards: true,
             phis: Vec::new(),
@@ -341,6 +344,19 @@ impl<'t> Forward<'t> {
                     self.ints.insert(r);
                     Some(r)
                 }
+                Op::New(n, class) => {
+                    // Never shared: each one is a different object.
+                    let n = self.m(n);
+                    let r = self.out.push(Op::New(n, class), snap);
+                    self.classes.insert(r, class);
+                    self.kinds.insert(r, crate::heap::Kind::Pointers as u8);
+                    if let Some(len) = self.int_const(n).filter(|&len| len >= 1) {
+                        self.lens.insert(r, len as u32 - 1);
+                    }
+                    self.unwatched.insert(r);
+                    self.fresh.insert(r);
+                    Some(r)
+                }
                 Op::Loop => {
                     self.loads.clear();
                     self.elems.clear();
@@ -363,7 +379,10 @@ impl<'t> Forward<'t> {
     }
 
     /// True if `a` and `b` cannot be the same object: different constants, different known
-    /// classes or kinds, or a `GuardNe` passed.
+    /// classes or kinds, a `GuardNe` passed, or one allocated by the trace after the other was
+    /// computed. (Instructions run in the order of their numbers; a value the loop carries
+    /// over, read through a preamble value or a phi, was computed before anything of the
+    /// current iteration, and an allocation of an earlier iteration is itself such a value.)
     fn known_distinct(&self, a: Ref, b: Ref) -> bool {
         let differ = |x: Option<&Value>, y: Option<&Value>| matches!((x, y), (Some(x), Some(y)) if x != y);
         let kinds = matches!((self.kinds.get(&a), self.kinds.get(&b)), (Some(x), Some(y)) if x != y);
@@ -371,7 +390,14 @@ impl<'t> Forward<'t> {
             && (self.distinct.contains(&(a.min(b), a.max(b)))
                 || differ(self.consts.get(&a), self.consts.get(&b))
                 || differ(self.classes.get(&a), self.classes.get(&b))
-                || kinds)
+                || kinds
+                || self.allocated_after(a, b)
+                || self.allocated_after(b, a))
+    }
+
+    /// True if `a` is an object the trace allocated after computing `b`.
+    fn allocated_after(&self, a: Ref, b: Ref) -> bool {
+        self.fresh.contains(&a) && b < a
     }
 
     /// Before a store into `o` at `place`: forgets each load and element it may overwrite. A load
@@ -749,3 +775,6 @@ mod guard_tests;
 
 #[cfg(test)]
 mod alias_tests;
+
+#[cfg(test)]
+mod alloc_tests;

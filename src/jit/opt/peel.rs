@@ -240,5 +240,6 @@ impl Forward<'_> {
         self.indices.retain(|&(o, i)| !gone(o) && !gone(i));
         self.unwatched.retain(|&r| !gone(r));
         self.distinct.retain(|&(a, b)| !gone(a) && !gone(b));
+        self.fresh.retain(|&r| !gone(r));
     }
 }

@@ -20,7 +20,7 @@
 use crate::heap::{Kind, Value};
 use crate::interp::{class, ctx, meth, Vm};
 use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
-use crate::jit::ir::{Op, Ref, SnapId, Trace};
+use crate::jit::ir::{Op, Ref, SnapId, Trace, MAX_NEW_SLOTS};
 use std::collections::HashMap;
 
 /// Bytecodes one trace may record before it is abandoned.
@@ -1073,6 +1073,29 @@ impl Recorder {
             13 => {
                 let (a, b, _, _) = int2(self)?;
                 Sym::Ir(self.emit(Op::Lt(a, b)))
+            }
+            7 => {
+                if argc < 2 {
+                    return abort("primitive with too few arguments");
+                }
+                // The class is fixed on the trace (it almost always is a literal); the length
+                // is checked by `New` itself. What would fail here is left to the interpreter.
+                let (class, len) = (conc[0], conc[1]);
+                let is_class =
+                    class.is_ptr() && class.kind() == Kind::Pointers && class.len() > crate::interp::class::SIZE;
+                if !is_class || !len.as_int().is_some_and(|n| (0..=MAX_NEW_SLOTS).contains(&n)) {
+                    return abort("primitive 7 the trace does not allocate");
+                }
+                let c = self.ir(args[0], "class to instantiate")?;
+                self.guard(Op::GuardIs(c, class))?;
+                let mut n = self.ir(args[1], "size to allocate")?;
+                // `Class>>new` reads the size from the class: fixed with it, so that the
+                // optimizer knows the object's length (`Array new: k` stays variable).
+                if matches!(self.trace.insts[n.0 as usize].op, Op::LoadSlot(o, _) if o == c) {
+                    self.guard(Op::GuardIs(n, len))?;
+                    n = self.konst(len);
+                }
+                Sym::Ir(self.guard(Op::New(n, class))?)
             }
             14 => {
                 let (a, b, _, _) = int2(self)?;

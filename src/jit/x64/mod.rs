@@ -75,6 +75,9 @@ pub struct Options {
     /// the state at the loop header. Bounds a trace's run (execution budgets, tests).
     pub fuel: u64,
     pub fuel_exit: Option<SnapId>,
+    /// The address of the `jit::runtime::Runtime` the code's helper calls get (0: none; then
+    /// every `New` exits).
+    pub runtime: u64,
 }
 
 impl CompiledTrace {
@@ -148,6 +151,7 @@ struct Emitter<'t> {
     values: u64,
     fuel: u64,
     fuel_exit: Option<SnapId>,
+    runtime: u64,
 }
 
 impl Emitter<'_> {
@@ -392,6 +396,23 @@ impl Emitter<'_> {
                         self.a.jz(stub)?;
                     }
                 }
+                Op::New(len, class) => {
+                    let stub = self.stub(inst.snap);
+                    if self.runtime == 0 {
+                        self.a.jmp(stub)?;
+                    } else {
+                        // rsp is 16-aligned here (see the prologue); nothing lives in a
+                        // caller-saved register across IR instructions.
+                        self.a.mov(rdi, self.runtime)?;
+                        self.a.mov(rsi, self.value(len))?;
+                        self.a.mov(rdx, class.raw())?;
+                        self.a.mov(rax, crate::jit::runtime::new_object as *const () as u64)?;
+                        self.a.call(rax)?;
+                        self.a.test(rax, rax)?;
+                        self.a.jz(stub)?;
+                        self.a.mov(self.value(at), rax)?;
+                    }
+                }
                 Op::Phi { .. } => {}
                 Op::Exit => {
                     let stub = self.stub(inst.snap);
@@ -453,7 +474,8 @@ fn assemble(trace: &Trace, k: Constants, ip: u64, at: DataAt, o: Options) -> Res
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
     let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
     let DataAt { forced, iterations, values } = at;
-    let mut a = Emitter { a, trace, stubs, k, forced, iterations, values, fuel, fuel_exit }.emit()?;
+    let runtime = o.runtime;
+    let mut a = Emitter { a, trace, stubs, k, forced, iterations, values, fuel, fuel_exit, runtime }.emit()?;
     Ok(a.assemble(ip)?)
 }
 
