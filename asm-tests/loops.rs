@@ -145,7 +145,7 @@ fn run(t: &Trace, data: &[i32], fuel: u64) -> (SnapId, Vec<u64>, Vec<i64>) {
         })
         .collect();
     let fuel_cell = Box::new(std::cell::Cell::new(fuel));
-    let options = Options { force_exits: false, fuel: fuel_cell.as_ptr() as u64, fuel_exit: Some(SnapId(0)) };
+    let options = Options { fuel: fuel_cell.as_ptr() as u64, fuel_exit: Some(SnapId(0)), ..Options::default() };
     let code = compile_with(t, B, options).expect("compiles");
     let mut frame = vec![arrays[0].raw(), arrays[1].raw(), 0, 0];
     // SAFETY: inputs 0 and 1 are live Arrays of LEN slots; every slot load and store names a slot
