@@ -1,6 +1,7 @@
 //! Backend tests: each IR operation assembled alone by the x86-64 backend, run on a frame
 //! buffer, and checked — including the overflow and guard-failure exits — plus whole loops.
 
+mod alloc;
 mod loops;
 mod new_ops;
 mod optimizer;
