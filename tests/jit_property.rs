@@ -51,6 +51,7 @@ struct Outcome {
     end: String,
     traces_compiled: u64,
     trace_entries: u64,
+    collections: u64,
 }
 
 impl Outcome {
@@ -69,6 +70,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     vm.budget = Some(2_000_000);
     vm.max_heap_bytes = 256 << 20;
     let (compiled0, entries0) = (vm.jit.stats.traces_compiled, vm.jit.stats.trace_entries);
+    let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
     for (name, source) in files {
         if let Err(e) = boot::file_in(&mut vm, source.as_bytes(), name) {
@@ -82,6 +84,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         end,
         traces_compiled: vm.jit.stats.traces_compiled - compiled0,
         trace_entries: vm.jit.stats.trace_entries - entries0,
+        collections: vm.counters.gc_count - collections0,
     }
 }
 
@@ -227,6 +230,55 @@ EVAL Transcript show: (JitSum squares: 2000) printString
         program,
         "3000000000\nLargePositive\n42000\n5000000000\nLargePositive\n2000000000\n-5000000000\nLargeNegative\n2668667000\n",
     );
+}
+
+/// Objects allocated on the trace (`new`, primitive 7): a linked list built by one loop and walked
+/// by another, and a loop whose objects die at once, allocating enough that the heap wants a
+/// collection while the trace runs (the trace must leave, the interpreter collect, and the trace
+/// be entered again with every list node still reachable).
+#[test]
+fn objects_allocated_on_the_trace_survive_collections() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitNode' variables: 'value next' classVariables: '')
+METHOD JitNode
+value: v next: n
+  value <- v. next <- n
+!
+METHOD JitNode
+value
+  ^ value
+!
+METHOD JitNode
+next
+  ^ next
+!
+META JitNode
+build: n
+  | head i |
+  head <- nil. i <- 0.
+  [i < n] whileTrue: [i <- i + 1. head <- JitNode new value: i next: head].
+  ^ head
+!
+META JitNode
+sum: list
+  | s node |
+  s <- 0. node <- list.
+  [node isNil] whileFalse: [s <- s + node value. node <- node next].
+  ^ s
+!
+META JitNode
+churn: n
+  | s i t |
+  s <- 0. i <- 0.
+  [i < n] whileTrue: [t <- JitNode new value: (Array new: 10) next: i. s <- s + (t next rem: 7). i <- i + 1].
+  ^ s
+!
+EVAL Transcript show: (JitNode sum: (JitNode build: 60000)) printString
+EVAL Transcript show: (JitNode churn: 120000) printString
+EVAL Transcript show: ((JitNode build: 3) next next value) printString
+";
+    // Σ 1..60000 = 1800030000; Σ (i rem 7) for i < 120000 = 17142 · 21 + (0 + 1 + … + 5).
+    let outcomes = check(program, "1800030000\n359997\n1\n");
+    assert!(outcomes.iter().all(|o| o.collections > 0), "no collection ran: {outcomes:?}");
 }
 
 /// `whileTrue:` loops that write and read an Array with `at:put:` and `at:`; then values of other
