@@ -4,7 +4,7 @@
 
 use tracevm::heap::{Heap, Value};
 use tracevm::jit::ir::{Op, SnapId, Trace, MAX_NEW_SLOTS};
-use tracevm::jit::runtime::Runtime;
+use tracevm::jit::runtime::{Objects, Runtime};
 use tracevm::jit::x64::{compile_with, CompiledTrace, Constants, Options};
 
 const K: Constants = Constants { true_: Value::from_int(1), false_: Value::from_int(0) };
@@ -72,7 +72,7 @@ fn compiled(w: &World, len: usize, force_exits: bool) -> CompiledTrace {
 fn run(w: &mut World, code: &CompiledTrace, len: u64, attach: bool) -> (SnapId, [u64; 6]) {
     let mut frame = [len, w.nil.raw(), UNTOUCHED, UNTOUCHED, UNTOUCHED, UNTOUCHED];
     if attach {
-        w.runtime.attach(&mut w.heap, w.nil);
+        w.runtime.attach(&mut w.heap, Objects { nil: w.nil, true_: K.true_, false_: K.false_ });
     }
     // SAFETY: the trace reads input 0 only through `New` (which checks it) and the objects it
     // allocated itself (guarded by class, read within their length); its helper calls get the

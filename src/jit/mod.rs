@@ -630,7 +630,8 @@ impl Vm {
         let fuel = self.budget.map_or(u64::MAX, |b| b.max(1));
         self.jit.fuel.set(fuel);
         // Until `detach`, only the trace's allocation helper uses the heap.
-        self.jit.runtime.attach(&mut self.heap, self.k.nil);
+        let objects = runtime::Objects { nil: self.k.nil, true_: self.k.true_, false_: self.k.false_ };
+        self.jit.runtime.attach(&mut self.heap, objects);
         let Some(code) = self.jit.traces[tid as usize].code.as_ref() else {
             self.jit.runtime.detach();
             return None;

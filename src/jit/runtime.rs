@@ -1,4 +1,5 @@
-//! What compiled code calls back into: the allocation helper behind `Op::New`.
+//! What compiled code calls back into: the allocation helper behind `Op::New`, and the
+//! primitives behind `Op::Call` (Floats, byte-object comparison and allocation).
 //!
 //! Owns `Runtime` (the block of state a trace's code embeds the address of) and the helper
 //! functions the backend emits calls to. A helper only allocates: it never collects, never runs
@@ -6,8 +7,8 @@
 //! When it cannot do its job cheaply (a collection is due, a length out of range) it answers 0
 //! and the trace leaves by the instruction's snapshot, for the interpreter to do it.
 
-use crate::heap::{Heap, Value};
-use crate::jit::ir::MAX_NEW_SLOTS;
+use crate::heap::{Heap, Kind, Value};
+use crate::jit::ir::{Helper, MAX_NEW_SLOTS};
 use std::cell::Cell;
 
 /// The VM state helpers need while a trace runs. The JIT attaches its heap just before entering
@@ -16,12 +17,24 @@ use std::cell::Cell;
 #[derive(Debug)]
 pub struct Runtime {
     heap: Cell<*mut Heap>,
-    nil: Cell<u64>,
+    objects: Cell<Objects>,
+}
+
+/// The objects helpers answer or fill with.
+#[derive(Clone, Copy, Debug)]
+pub struct Objects {
+    pub nil: Value,
+    pub true_: Value,
+    pub false_: Value,
 }
 
 impl Default for Runtime {
     fn default() -> Self {
-        Runtime { heap: Cell::new(std::ptr::null_mut()), nil: Cell::new(0) }
+        let none = Value::from_int(0);
+        Runtime {
+            heap: Cell::new(std::ptr::null_mut()),
+            objects: Cell::new(Objects { nil: none, true_: none, false_: none }),
+        }
     }
 }
 
@@ -31,11 +44,29 @@ impl Runtime {
         self as *const Runtime as u64
     }
 
-    /// Lets helpers allocate in `heap` (objects filled with `nil`) until `detach`. The caller
-    /// must not use `heap` otherwise while it is attached: compiled code may be allocating in it.
-    pub fn attach(&self, heap: &mut Heap, nil: Value) {
+    /// Lets helpers allocate in `heap` (pointer objects filled with `objects.nil`) until
+    /// `detach`. The caller must not use `heap` otherwise while it is attached: compiled code may
+    /// be allocating in it.
+    pub fn attach(&self, heap: &mut Heap, objects: Objects) {
         self.heap.set(heap as *mut Heap);
-        self.nil.set(nil.raw());
+        self.objects.set(objects);
+    }
+
+    /// Runs `f` on the attached heap, unless none is or it wants a collection (then `None`:
+    /// the helper answers 0).
+    ///
+    /// # Safety
+    /// Only for helpers called by compiled code, between `attach` and `detach`.
+    unsafe fn with_heap<T>(&self, f: impl FnOnce(&mut Heap) -> T) -> Option<T> {
+        let heap = self.heap.get();
+        if heap.is_null() {
+            return None;
+        }
+        // SAFETY: `attach` stored a heap that its caller does not otherwise use until `detach`,
+        // and a trace runs only between the two (see `Vm::run_trace`); the compiled code that
+        // called the helper holds no reference into the heap's allocator state.
+        let heap = unsafe { &mut *heap };
+        (!heap.wants_collection()).then(|| f(heap))
     }
 
     pub fn detach(&self) {
@@ -51,18 +82,101 @@ pub unsafe extern "sysv64" fn new_object(rt: *const Runtime, len: u64, class: u6
     // SAFETY: compiled code passes the address of the boxed Runtime its JIT owns (the caller's
     // contract above); it outlives the code.
     let rt = unsafe { &*rt };
-    let heap = rt.heap.get();
-    let n = Value::from_raw(len).as_int().filter(|n| (0..=MAX_NEW_SLOTS).contains(n));
-    let Some(n) = n else { return 0 };
-    if heap.is_null() {
-        return 0;
+    let Some(n) = length(len) else { return 0 };
+    let nil = rt.objects.get().nil;
+    // SAFETY: called by compiled code while the trace runs.
+    let new = unsafe { rt.with_heap(|heap| heap.alloc_pointers(Value::from_raw(class), n, nil)) };
+    new.map_or(0, Value::raw)
+}
+
+/// A length word `New` and `bytes.new` accept: a SmallInt in 0..=MAX_NEW_SLOTS.
+fn length(word: u64) -> Option<usize> {
+    Value::from_raw(word).as_int().filter(|n| (0..=MAX_NEW_SLOTS).contains(n)).map(|n| n as usize)
+}
+
+/// The Float in a word compiled code holds (a SmallInt or a live object, the trace's invariant).
+fn float_of(word: u64) -> Option<f64> {
+    let v = Value::from_raw(word);
+    (v.is_ptr() && v.kind() == Kind::Float).then(|| v.float())
+}
+
+/// The bytes of a byte object in a word compiled code holds.
+fn bytes_of<'a>(word: u64) -> Option<&'a [u8]> {
+    let v = Value::from_raw(word);
+    (v.is_ptr() && v.kind() == Kind::Bytes).then(|| v.bytes())
+}
+
+/// The address of `h`'s function, for the backend's call.
+pub fn helper_address(h: Helper) -> u64 {
+    let f: unsafe extern "sysv64" fn(*const Runtime, u64, u64, u64) -> u64 = match h {
+        Helper::AsFloat => as_float,
+        Helper::FloatAdd => float_add,
+        Helper::FloatSub => float_sub,
+        Helper::FloatMul => float_mul,
+        Helper::FloatDiv => float_div,
+        Helper::FloatLt => float_lt,
+        Helper::FloatEq => float_eq,
+        Helper::Compare => compare,
+        Helper::NewBytes => new_bytes,
+    };
+    f as *const () as u64
+}
+
+/// Defines helpers with the `Op::Call` signature. Each body sees the runtime as `rt`, and the
+/// operands `a`, `b`, `c` as words, and answers `Option<Value>` (`None` becomes 0: exit).
+macro_rules! helpers {
+    ($($(#[$doc:meta])* fn $name:ident($rt:ident, $a:ident, $b:ident, $c:ident) $body:block)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `rt` is the address of a live `Runtime` and the words are values a running trace
+        /// holds (SmallInts or live objects); compiled code passes exactly that.
+        unsafe extern "sysv64" fn $name(rt: *const Runtime, a: u64, b: u64, c: u64) -> u64 {
+            fn body($rt: &Runtime, $a: u64, $b: u64, $c: u64) -> Option<Value> $body
+            // SAFETY: see above; the Runtime is the boxed one its JIT owns.
+            let rt = unsafe { &*rt };
+            body(rt, a, b, c).map_or(0, Value::raw)
+        }
+    )*};
+}
+
+/// A new Float of `class` (a word the recorder guarded to be a class).
+fn new_float(rt: &Runtime, class: u64, f: f64) -> Option<Value> {
+    // SAFETY: called by the helpers below, themselves called by compiled code.
+    unsafe { rt.with_heap(|heap| heap.alloc_float(Value::from_raw(class), f)) }
+}
+
+helpers! {
+    /// Primitive 50.
+    fn as_float(rt, class, i, _c) { Value::from_raw(i).as_int().and_then(|i| new_float(rt, class, i as f64)) }
+    /// Primitive 51: q + p.
+    fn float_add(rt, class, p, q) { new_float(rt, class, float_of(q)? + float_of(p)?) }
+    /// Primitive 52: q − p.
+    fn float_sub(rt, class, p, q) { new_float(rt, class, float_of(q)? - float_of(p)?) }
+    /// Primitive 53: q × p.
+    fn float_mul(rt, class, p, q) { new_float(rt, class, float_of(q)? * float_of(p)?) }
+    /// Primitive 54: q ÷ p (IEEE).
+    fn float_div(rt, class, p, q) { new_float(rt, class, float_of(q)? / float_of(p)?) }
+    /// Primitive 55: q < p.
+    fn float_lt(rt, p, q, _c) {
+        let o = rt.objects.get();
+        Some(if float_of(q)? < float_of(p)? { o.true_ } else { o.false_ })
     }
-    // SAFETY: `attach` stored a heap that its caller does not otherwise use until `detach`, and
-    // a trace runs only between the two (see `Vm::run_trace`); the code that called us holds no
-    // reference into the heap's allocator state.
-    let heap = unsafe { &mut *heap };
-    if heap.wants_collection() {
-        return 0;
+    /// Primitive 56: q = p.
+    fn float_eq(rt, p, q, _c) {
+        let o = rt.objects.get();
+        Some(if float_of(q)? == float_of(p)? { o.true_ } else { o.false_ })
     }
-    heap.alloc_pointers(Value::from_raw(class), n as usize, Value::from_raw(rt.nil.get())).raw()
+    /// Primitive 26: the signed-byte order of two byte objects, as the interpreter computes it.
+    fn compare(_rt, a, b, _c) {
+        let (a, b) = (bytes_of(a)?, bytes_of(b)?);
+        let ord = a.iter().map(|&x| x as i8).cmp(b.iter().map(|&x| x as i8));
+        Some(Value::from_int(ord as i32))
+    }
+    /// Primitive 20: n zero bytes.
+    fn new_bytes(rt, class, n, _c) {
+        let n = length(n)?;
+        // SAFETY: called by compiled code while the trace runs.
+        unsafe { rt.with_heap(|heap| heap.alloc_bytes(Value::from_raw(class), n)) }
+    }
 }

@@ -22,6 +22,65 @@ use thiserror::Error;
 /// which checks sizes its own way).
 pub const MAX_NEW_SLOTS: i32 = 4096;
 
+/// A runtime function compiled code calls (`Op::Call`), named after the primitive it does.
+/// Each answers a Value, or 0 when the primitive would fail or needs what compiled code must not
+/// do (a collection): then the trace exits and the interpreter runs the primitive itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Helper {
+    /// Primitive 50 (class, int): a new Float of the class.
+    AsFloat,
+    /// Primitives 51–54 (class, p, q): a new Float of the class, q + p, q − p, q × p, q ÷ p.
+    FloatAdd,
+    FloatSub,
+    FloatMul,
+    FloatDiv,
+    /// Primitives 55 and 56 (p, q): q < p, q = p, as true or false.
+    FloatLt,
+    FloatEq,
+    /// Primitive 26 (a, b): −1, 0 or 1, comparing two byte objects' signed bytes.
+    Compare,
+    /// Primitive 20 (class, n): a new byte object of the class with n zero bytes.
+    NewBytes,
+}
+
+impl Helper {
+    pub const ALL: [Helper; 9] = [
+        Helper::AsFloat,
+        Helper::FloatAdd,
+        Helper::FloatSub,
+        Helper::FloatMul,
+        Helper::FloatDiv,
+        Helper::FloatLt,
+        Helper::FloatEq,
+        Helper::Compare,
+        Helper::NewBytes,
+    ];
+
+    /// The name in the IR's text form.
+    pub fn name(self) -> &'static str {
+        match self {
+            Helper::AsFloat => "float.from_int",
+            Helper::FloatAdd => "float.add",
+            Helper::FloatSub => "float.sub",
+            Helper::FloatMul => "float.mul",
+            Helper::FloatDiv => "float.div",
+            Helper::FloatLt => "float.lt",
+            Helper::FloatEq => "float.eq",
+            Helper::Compare => "bytes.compare",
+            Helper::NewBytes => "bytes.new",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Helper> {
+        Helper::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    /// True for the helpers that answer a new object (of the class they are given first).
+    pub fn allocates(self) -> bool {
+        !matches!(self, Helper::FloatLt | Helper::FloatEq | Helper::Compare)
+    }
+}
+
 /// The objects that comparisons answer (and that folding may produce).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Booleans {
@@ -105,6 +164,9 @@ pub enum Op {
     /// wants a collection (compiled code never collects; the interpreter does, at its next
     /// safepoint, and then allocates).
     New(Ref, Value),
+    /// A runtime helper on up to three values (unused ones repeat the last used). Exits when
+    /// the helper answers 0 (see `Helper`).
+    Call(Helper, Ref, Ref, Ref),
     /// Start of the loop body.
     Loop,
     /// Loop-carried value (see the module doc). `next` is set when the loop is closed.
@@ -136,6 +198,7 @@ impl Op {
                 | Op::GuardIndex(..)
                 | Op::GuardUnwatched(_)
                 | Op::New(..)
+                | Op::Call(..)
                 | Op::Exit
         )
     }
@@ -176,6 +239,7 @@ impl Op {
             Op::LoadElem(a, i) => Op::LoadElem(f(a), f(i)),
             Op::LoadByte(a, i) => Op::LoadByte(f(a), f(i)),
             Op::New(n, c) => Op::New(f(n), c),
+            Op::Call(h, a, b, c) => Op::Call(h, f(a), f(b), f(c)),
             Op::StoreElem(a, i, v) => Op::StoreElem(f(a), f(i), f(v)),
             Op::Lt(a, b) => Op::Lt(f(a), f(b)),
             Op::Le(a, b) => Op::Le(f(a), f(b)),
@@ -208,7 +272,7 @@ impl Op {
             | Op::GuardNe(a, b)
             | Op::LoadElem(a, b)
             | Op::LoadByte(a, b) => vec![a, b],
-            Op::StoreElem(a, b, c) => vec![a, b, c],
+            Op::StoreElem(a, b, c) | Op::Call(_, a, b, c) => vec![a, b, c],
             Op::GuardKind(a, _) | Op::GuardLen(a, _) | Op::GuardUnwatched(a) => vec![a],
             Op::GuardInt(a)
             | Op::GuardClass(a, _)
@@ -406,6 +470,7 @@ impl fmt::Display for Trace {
                 Op::LoadElem(a, i) => format!("load.elem {} {}", r(a), r(i)),
                 Op::LoadByte(a, i) => format!("load.byte {} {}", r(a), r(i)),
                 Op::New(n, c) => format!("new {} {}", r(n), value_text(c)),
+                Op::Call(h, a, b, c) => format!("call {} {} {} {}", h.name(), r(a), r(b), r(c)),
                 Op::StoreElem(a, i, v) => format!("store.elem {} {} {}", r(a), r(i), r(v)),
                 Op::Lt(a, b) => format!("lt {} {}", r(a), r(b)),
                 Op::Le(a, b) => format!("le {} {}", r(a), r(b)),
@@ -527,6 +592,10 @@ impl Trace {
                 "load.elem" => Op::LoadElem(r(0)?, r(1)?),
                 "load.byte" => Op::LoadByte(r(0)?, r(1)?),
                 "new" => Op::New(r(0)?, v(1)?),
+                "call" => {
+                    let h = Helper::from_name(arg(0)?).ok_or_else(|| err("unknown helper"))?;
+                    Op::Call(h, r(1)?, r(2)?, r(3)?)
+                }
                 "store.elem" => Op::StoreElem(r(0)?, r(1)?, r(2)?),
                 "lt" => Op::Lt(r(0)?, r(1)?),
                 "le" => Op::Le(r(0)?, r(1)?),

@@ -13,8 +13,8 @@
 //! values defined before `Loop` never change, so facts about them stay valid inside the loop,
 //! and slot loads are forgotten at `Loop`. A loop as the recorder makes it is peeled instead.
 
-use crate::heap::Value;
-use crate::jit::ir::{Booleans, Inst, Op, Ref, SnapId, Snapshot, Trace};
+use crate::heap::{Kind, Value};
+use crate::jit::ir::{Booleans, Helper, Inst, Op, Ref, SnapId, Snapshot, Trace};
 use std::collections::{HashMap, HashSet};
 
 /// Optimises a verified trace (see the module doc).
@@ -349,12 +349,30 @@ impl<'t> Forward<'t> {
                     let n = self.m(n);
                     let r = self.out.push(Op::New(n, class), snap);
                     self.classes.insert(r, class);
-                    self.kinds.insert(r, crate::heap::Kind::Pointers as u8);
+                    self.kinds.insert(r, Kind::Pointers as u8);
                     if let Some(len) = self.int_const(n).filter(|&len| len >= 1) {
                         self.lens.insert(r, len as u32 - 1);
                     }
                     self.unwatched.insert(r);
                     self.fresh.insert(r);
+                    Some(r)
+                }
+                Op::Call(helper, a, b, c) => {
+                    // Never shared: helpers allocate, or read bytes that may change.
+                    let (a, b, c) = (self.m(a), self.m(b), self.m(c));
+                    let r = self.out.push(Op::Call(helper, a, b, c), snap);
+                    if helper == Helper::Compare {
+                        self.ints.insert(r);
+                    }
+                    if helper.allocates() {
+                        if let Some(&class) = self.consts.get(&a) {
+                            self.classes.insert(r, class);
+                        }
+                        let kind = if helper == Helper::NewBytes { Kind::Bytes } else { Kind::Float };
+                        self.kinds.insert(r, kind as u8);
+                        self.unwatched.insert(r);
+                        self.fresh.insert(r);
+                    }
                     Some(r)
                 }
                 Op::Loop => {

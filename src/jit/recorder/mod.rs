@@ -20,7 +20,7 @@
 use crate::heap::{Kind, Value};
 use crate::interp::{class, ctx, meth, Vm};
 use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
-use crate::jit::ir::{Op, Ref, SnapId, Trace, MAX_NEW_SLOTS};
+use crate::jit::ir::{Helper, Op, Ref, SnapId, Trace, MAX_NEW_SLOTS};
 use std::collections::HashMap;
 
 /// Bytecodes one trace may record before it is abandoned.
@@ -1101,10 +1101,56 @@ impl Recorder {
                 let (a, b, _, _) = int2(self)?;
                 Sym::Ir(self.emit(Op::Eq(a, b)))
             }
+            20 | 26 | 50..=56 => Sym::Ir(self.helper_primitive(p, &args, &conc)?),
             _ => return abort(format!("unsupported primitive {p}")),
         };
         self.push(result);
         Ok(())
+    }
+
+    /// A primitive compiled code does by calling a runtime helper (`Op::Call`): Floats (50–56),
+    /// byte-object comparison (26) and allocation (20). The helper checks its operands again and
+    /// exits when they would make the primitive fail; a primitive that fails now is left to the
+    /// interpreter. A class argument is fixed by a guard.
+    fn helper_primitive(&mut self, p: u8, args: &[Sym], conc: &[Value]) -> Result<Ref, Abort> {
+        let float = |v: &Value| v.is_ptr() && v.kind() == Kind::Float;
+        let bytes = |v: &Value| v.is_ptr() && v.kind() == Kind::Bytes;
+        let class = |v: &Value| v.is_ptr() && v.kind() == Kind::Pointers && v.len() > crate::interp::class::SIZE;
+        let length = |v: &Value| v.as_int().is_some_and(|n| (0..=MAX_NEW_SLOTS).contains(&n));
+        let (helper, arity) = match p {
+            20 => (Helper::NewBytes, 2),
+            26 => (Helper::Compare, 2),
+            50 => (Helper::AsFloat, 2),
+            51 => (Helper::FloatAdd, 3),
+            52 => (Helper::FloatSub, 3),
+            53 => (Helper::FloatMul, 3),
+            54 => (Helper::FloatDiv, 3),
+            55 => (Helper::FloatLt, 2),
+            _ => (Helper::FloatEq, 2),
+        };
+        if args.len() < arity || conc.len() < arity {
+            return abort("primitive with too few arguments");
+        }
+        let ok = match helper {
+            Helper::NewBytes => class(&conc[0]) && length(&conc[1]),
+            Helper::Compare => bytes(&conc[0]) && bytes(&conc[1]),
+            Helper::AsFloat => class(&conc[0]) && conc[1].is_int(),
+            Helper::FloatLt | Helper::FloatEq => float(&conc[0]) && float(&conc[1]),
+            _ => class(&conc[0]) && float(&conc[1]) && float(&conc[2]),
+        };
+        if !ok {
+            return abort(format!("primitive {p} that fails"));
+        }
+        let mut refs = Vec::with_capacity(arity);
+        for &a in &args[..arity] {
+            refs.push(self.ir(a, "primitive argument")?);
+        }
+        if helper.allocates() {
+            self.guard(Op::GuardIs(refs[0], conc[0]))?;
+            refs[0] = self.konst(conc[0]);
+        }
+        let (a, b, c) = (refs[0], refs[1], refs[arity - 1]);
+        self.guard(Op::Call(helper, a, b, c))
     }
 
     /// An indexed access the interpreter will make (primitives 5, 21, 30) on an object of `kind`

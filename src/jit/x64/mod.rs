@@ -413,6 +413,23 @@ impl Emitter<'_> {
                         self.a.mov(self.value(at), rax)?;
                     }
                 }
+                Op::Call(helper, a, b, c) => {
+                    let stub = self.stub(inst.snap);
+                    if self.runtime == 0 {
+                        self.a.jmp(stub)?;
+                    } else {
+                        // As for `New`: rsp is 16-aligned, no value lives in a register.
+                        self.a.mov(rdi, self.runtime)?;
+                        self.a.mov(rsi, self.value(a))?;
+                        self.a.mov(rdx, self.value(b))?;
+                        self.a.mov(rcx, self.value(c))?;
+                        self.a.mov(rax, crate::jit::runtime::helper_address(helper))?;
+                        self.a.call(rax)?;
+                        self.a.test(rax, rax)?;
+                        self.a.jz(stub)?;
+                        self.a.mov(self.value(at), rax)?;
+                    }
+                }
                 Op::Phi { .. } => {}
                 Op::Exit => {
                     let stub = self.stub(inst.snap);
