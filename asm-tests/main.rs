@@ -2,6 +2,7 @@
 //! buffer, and checked — including the overflow and guard-failure exits — plus whole loops.
 
 mod alloc;
+mod helpers;
 mod loops;
 mod new_ops;
 mod optimizer;
