@@ -71,7 +71,8 @@ fn boolean(b: bool) -> u64 {
 fn float_arithmetic_answers_what_rust_computes() {
     let mut w = world();
     let class = w.class.raw();
-    let ops: [(Helper, fn(f64, f64) -> f64); 4] = [
+    type Arithmetic = fn(f64, f64) -> f64;
+    let ops: [(Helper, Arithmetic); 4] = [
         (Helper::FloatAdd, |q, p| q + p),
         (Helper::FloatSub, |q, p| q - p),
         (Helper::FloatMul, |q, p| q * p),
