@@ -281,6 +281,63 @@ EVAL Transcript show: ((JitNode build: 3) next next value) printString
     assert!(outcomes.iter().all(|o| o.collections > 0), "no collection ran: {outcomes:?}");
 }
 
+/// Float arithmetic and comparisons, SmallInt to Float, String comparison and `String new:` in
+/// traced loops (runtime helpers); then a SmallInt where the trace saw Floats, and a String
+/// where it saw another String, so that the helpers' exits run.
+#[test]
+fn floats_and_strings_through_runtime_helpers() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitFlt' variables: '' classVariables: '')
+META JitFlt
+orbit: c
+  | z it |
+  z <- 0.0. it <- 0.
+  [(it < 30) and: [(z * z) <= 4.0]] whileTrue: [z <- (z * z) + c. it <- it + 1].
+  ^ it
+!
+META JitFlt
+sum: n
+  | s i |
+  s <- 0.0. i <- 0.
+  [i < n] whileTrue: [s <- s + (i asFloat / 4.0) - 0.5. i <- i + 1].
+  ^ (s * 100.0) asInteger
+!
+META JitFlt
+mixed: x times: n
+  | s i |
+  s <- x. i <- 0.
+  [i < n] whileTrue: [s <- s * 2. i <- i + 1].
+  ^ s
+!
+META JitFlt
+count: words below: w
+  | k i |
+  k <- 0. i <- 1.
+  [i <= words size] whileTrue: [(words at: i) < w ifTrue: [k <- k + 1]. i <- i + 1].
+  ^ k
+!
+META JitFlt
+blanks: n
+  | s i |
+  i <- 0.
+  [i < n] whileTrue: [s <- String new: i. i <- i + 1].
+  ^ s size
+!
+EVAL Transcript show: (JitFlt orbit: 0.25) printString
+EVAL Transcript show: (JitFlt orbit: 0.3) printString
+EVAL Transcript show: (JitFlt orbit: -1.9) printString
+EVAL Transcript show: (JitFlt sum: 400) printString
+EVAL Transcript show: (JitFlt mixed: 1.5 times: 20) asInteger printString
+EVAL Transcript show: (JitFlt mixed: 3 times: 20) printString
+EVAL Transcript show: (JitFlt count: #('pear' 'apple' 'fig' 'kiwi' 'banana' 'date' 'apple' 'zest' 'lime' 'a') below: 'grape') printString
+EVAL Transcript show: (JitFlt count: #('pear' 'apple' 'fig' 'kiwi' 'banana' 'date' 'apple' 'zest' 'lime' 'a') below: 'b') printString
+EVAL Transcript show: (JitFlt blanks: 50) printString
+";
+    // orbit: 0.25 converges (30); 0.3 escapes at its 12th value (2.19…); -1.9 stays bounded (30).
+    // sum: Σ (i/4 − 0.5) for i < 400 = 19950 − 200 = 19750, × 100.
+    // mixed: 1.5 · 2^20 = 1572864; 3 · 2^20 = 3145728.
+    check(program, "30\n12\n30\n1975000\n1572864\n3145728\n6\n3\n49\n");
+}
+
 /// `whileTrue:` loops that write and read an Array with `at:put:` and `at:`; then values of other
 /// classes in the Array under a trace recorded for SmallInts; then an index past the end, which
 /// must leave the loop with the interpreter's error and backtrace.

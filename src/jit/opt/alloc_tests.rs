@@ -141,3 +141,34 @@ fn an_object_loaded_after_the_allocation_may_be_the_new_object() {
          s5=s1: [0]=0000",
     );
 }
+
+#[test]
+fn helper_results_carry_their_class_and_kind_and_are_never_shared() {
+    // A Float made with a constant class needs no class or kind guard; a comparison answers a
+    // SmallInt; two identical calls are two calls (each allocates, or reads bytes that change).
+    check(
+        "slots 3
+         0000 input 0
+         0001 input 1
+         0002 const @2000
+         0003 call float.add 0002 0000 0001 -> s0
+         0004 guard.class 0003 @2000 -> s0
+         0005 guard.kind 0003 2 -> s0
+         0006 call float.add 0002 0000 0001 -> s0
+         0007 call bytes.compare 0000 0001 0001 -> s0
+         0008 guard.int 0007 -> s0
+         0009 exit -> s1
+         s0:
+         s1: [0]=0003 [1]=0006 [2]=0007",
+        "slots 3
+         0000 input 0
+         0001 input 1
+         0002 const @2000
+         0003 call float.add 0002 0000 0001 -> s0
+         0004 call float.add 0002 0000 0001 -> s0
+         0005 call bytes.compare 0000 0001 0001 -> s0
+         0006 exit -> s1
+         s0:
+         s1: [0]=0003 [1]=0004 [2]=0005",
+    );
+}
