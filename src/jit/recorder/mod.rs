@@ -1081,9 +1081,7 @@ impl Recorder {
                 // The class is fixed on the trace (it almost always is a literal); the length
                 // is checked by `New` itself. What would fail here is left to the interpreter.
                 let (class, len) = (conc[0], conc[1]);
-                let is_class =
-                    class.is_ptr() && class.kind() == Kind::Pointers && class.len() > crate::interp::class::SIZE;
-                if !is_class || !len.as_int().is_some_and(|n| (0..=MAX_NEW_SLOTS).contains(&n)) {
+                if !is_class(class) || !allocatable(len) {
                     return abort("primitive 7 the trace does not allocate");
                 }
                 let c = self.ir(args[0], "class to instantiate")?;
@@ -1115,8 +1113,6 @@ impl Recorder {
     fn helper_primitive(&mut self, p: u8, args: &[Sym], conc: &[Value]) -> Result<Ref, Abort> {
         let float = |v: &Value| v.is_ptr() && v.kind() == Kind::Float;
         let bytes = |v: &Value| v.is_ptr() && v.kind() == Kind::Bytes;
-        let class = |v: &Value| v.is_ptr() && v.kind() == Kind::Pointers && v.len() > crate::interp::class::SIZE;
-        let length = |v: &Value| v.as_int().is_some_and(|n| (0..=MAX_NEW_SLOTS).contains(&n));
         let (helper, arity) = match p {
             20 => (Helper::NewBytes, 2),
             26 => (Helper::Compare, 2),
@@ -1132,11 +1128,11 @@ impl Recorder {
             return abort("primitive with too few arguments");
         }
         let ok = match helper {
-            Helper::NewBytes => class(&conc[0]) && length(&conc[1]),
+            Helper::NewBytes => is_class(conc[0]) && allocatable(conc[1]),
             Helper::Compare => bytes(&conc[0]) && bytes(&conc[1]),
-            Helper::AsFloat => class(&conc[0]) && conc[1].is_int(),
+            Helper::AsFloat => is_class(conc[0]) && conc[1].is_int(),
             Helper::FloatLt | Helper::FloatEq => float(&conc[0]) && float(&conc[1]),
-            _ => class(&conc[0]) && float(&conc[1]) && float(&conc[2]),
+            _ => is_class(conc[0]) && float(&conc[1]) && float(&conc[2]),
         };
         if !ok {
             return abort(format!("primitive {p} that fails"));
@@ -1322,4 +1318,14 @@ impl SnapBuilder<'_> {
             CtxRef::Real(r) => Ok(CtxLoc::Real(self.loc(Sym::Ir(r), frames)?)),
         }
     }
+}
+
+/// What primitives 7, 20 and 50–54 accept as a class (as `primitives::class_arg` checks it).
+fn is_class(v: Value) -> bool {
+    v.is_ptr() && v.kind() == Kind::Pointers && v.len() > crate::interp::class::SIZE
+}
+
+/// A size the trace allocates itself (larger ones are left to the interpreter).
+fn allocatable(n: Value) -> bool {
+    n.as_int().is_some_and(|n| (0..=MAX_NEW_SLOTS).contains(&n))
 }

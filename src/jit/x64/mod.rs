@@ -130,6 +130,13 @@ impl CompiledTrace {
     }
 }
 
+/// An argument of a runtime call: an IR value, or a word known when compiling.
+#[derive(Clone, Copy)]
+enum Arg {
+    Value(Ref),
+    Word(u64),
+}
+
 /// The header flag bits that mark an object whose stores the lookup caches watch.
 const WATCH_MASK: u8 = crate::interp::WATCH_MASK;
 
@@ -178,6 +185,29 @@ impl Emitter<'_> {
         self.a.movsxd(rax, eax)?;
         self.a.shl(rax, 1)?;
         self.a.or(rax, 1)?;
+        self.a.mov(self.value(at), rax)
+    }
+
+    /// Calls runtime function `f` (sysv64: the runtime, then `args`) and keeps its answer as
+    /// value `at`, or leaves by `snap` if it answers 0 (or there is no runtime to call with).
+    fn call_helper(&mut self, at: Ref, snap: Option<SnapId>, f: u64, args: &[Arg]) -> Result<(), IcedError> {
+        let stub = self.stub(snap);
+        if self.runtime == 0 {
+            return self.a.jmp(stub);
+        }
+        // rsp is 16-aligned here (see the prologue), and no value lives in a caller-saved
+        // register across IR instructions: nothing to save.
+        self.a.mov(rdi, self.runtime)?;
+        for (&arg, reg) in args.iter().zip([rsi, rdx, rcx]) {
+            match arg {
+                Arg::Value(r) => self.a.mov(reg, self.value(r))?,
+                Arg::Word(w) => self.a.mov(reg, w)?,
+            }
+        }
+        self.a.mov(rax, f)?;
+        self.a.call(rax)?;
+        self.a.test(rax, rax)?;
+        self.a.jz(stub)?;
         self.a.mov(self.value(at), rax)
     }
 
@@ -397,38 +427,12 @@ impl Emitter<'_> {
                     }
                 }
                 Op::New(len, class) => {
-                    let stub = self.stub(inst.snap);
-                    if self.runtime == 0 {
-                        self.a.jmp(stub)?;
-                    } else {
-                        // rsp is 16-aligned here (see the prologue); nothing lives in a
-                        // caller-saved register across IR instructions.
-                        self.a.mov(rdi, self.runtime)?;
-                        self.a.mov(rsi, self.value(len))?;
-                        self.a.mov(rdx, class.raw())?;
-                        self.a.mov(rax, crate::jit::runtime::new_object as *const () as u64)?;
-                        self.a.call(rax)?;
-                        self.a.test(rax, rax)?;
-                        self.a.jz(stub)?;
-                        self.a.mov(self.value(at), rax)?;
-                    }
+                    let f = crate::jit::runtime::new_object as *const () as u64;
+                    self.call_helper(at, inst.snap, f, &[Arg::Value(len), Arg::Word(class.raw())])?;
                 }
                 Op::Call(helper, a, b, c) => {
-                    let stub = self.stub(inst.snap);
-                    if self.runtime == 0 {
-                        self.a.jmp(stub)?;
-                    } else {
-                        // As for `New`: rsp is 16-aligned, no value lives in a register.
-                        self.a.mov(rdi, self.runtime)?;
-                        self.a.mov(rsi, self.value(a))?;
-                        self.a.mov(rdx, self.value(b))?;
-                        self.a.mov(rcx, self.value(c))?;
-                        self.a.mov(rax, crate::jit::runtime::helper_address(helper))?;
-                        self.a.call(rax)?;
-                        self.a.test(rax, rax)?;
-                        self.a.jz(stub)?;
-                        self.a.mov(self.value(at), rax)?;
-                    }
+                    let f = crate::jit::runtime::helper_address(helper);
+                    self.call_helper(at, inst.snap, f, &[Arg::Value(a), Arg::Value(b), Arg::Value(c)])?;
                 }
                 Op::Phi { .. } => {}
                 Op::Exit => {
