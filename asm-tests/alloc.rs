@@ -2,12 +2,11 @@
 //! attached heap, and every case the trace must leave to the interpreter exits before
 //! allocating — a bad length, no heap attached, no runtime, a collection due.
 
-use tracevm::heap::{Heap, Value};
+use super::world::{world, World};
+use super::K;
+use tracevm::heap::Value;
 use tracevm::jit::ir::{Op, SnapId, Trace, MAX_NEW_SLOTS};
-use tracevm::jit::runtime::{Objects, Runtime};
-use tracevm::jit::x64::{compile_with, CompiledTrace, Constants, Options};
-
-const K: Constants = Constants { true_: Value::from_int(1), false_: Value::from_int(0) };
+use tracevm::jit::x64::{compile_with, CompiledTrace, Options};
 
 /// A word no trace here computes.
 const UNTOUCHED: u64 = Value::from_int(-123_456_789).raw();
@@ -48,21 +47,6 @@ fn probe(class: Value, len: usize) -> Trace {
     t
 }
 
-struct World {
-    heap: Heap,
-    class: Value,
-    nil: Value,
-    runtime: Box<Runtime>,
-}
-
-fn world() -> World {
-    let mut heap = Heap::new();
-    let class = heap.alloc_pointers(Value::from_int(0), 5, Value::from_int(0));
-    class.set_obj_class(class);
-    let nil = heap.alloc_pointers(class, 0, Value::from_int(0));
-    World { heap, class, nil, runtime: Box::default() }
-}
-
 fn compiled(w: &World, len: usize, force_exits: bool) -> CompiledTrace {
     let options = Options { runtime: w.runtime.address(), force_exits, ..Options::default() };
     compile_with(&probe(w.class, len), K, options).expect("compiles")
@@ -72,7 +56,7 @@ fn compiled(w: &World, len: usize, force_exits: bool) -> CompiledTrace {
 fn run(w: &mut World, code: &CompiledTrace, len: u64, attach: bool) -> (SnapId, [u64; 6]) {
     let mut frame = [len, w.nil.raw(), UNTOUCHED, UNTOUCHED, UNTOUCHED, UNTOUCHED];
     if attach {
-        w.runtime.attach(&mut w.heap, Objects { nil: w.nil, true_: K.true_, false_: K.false_ });
+        w.attach();
     }
     // SAFETY: the trace reads input 0 only through `New` (which checks it) and the objects it
     // allocated itself (guarded by class, read within their length); its helper calls get the

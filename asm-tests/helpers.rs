@@ -2,30 +2,15 @@
 //! Float, byte-object comparison and allocation) run by compiled code on objects of a real heap
 //! and checked against Rust's own answer, and the exits a helper takes instead of failing.
 
-use tracevm::heap::{Heap, Value};
+use super::world::{world, World};
+use super::K;
+use tracevm::heap::Value;
 use tracevm::jit::ir::{Helper, Op, SnapId, Trace};
-use tracevm::jit::runtime::{Objects, Runtime};
-use tracevm::jit::x64::{compile_with, CompiledTrace, Constants, Options};
+use tracevm::jit::x64::{compile_with, CompiledTrace, Options};
 
-const K: Constants = Constants { true_: Value::from_int(1), false_: Value::from_int(0) };
 const UNTOUCHED: u64 = Value::from_int(-123_456_789).raw();
 const CALL_EXIT: SnapId = SnapId(0);
 const DONE: SnapId = SnapId(1);
-
-struct World {
-    heap: Heap,
-    class: Value,
-    nil: Value,
-    runtime: Box<Runtime>,
-}
-
-fn world() -> World {
-    let mut heap = Heap::new();
-    let class = heap.alloc_pointers(Value::from_int(0), 5, Value::from_int(0));
-    class.set_obj_class(class);
-    let nil = heap.alloc_pointers(class, 0, Value::from_int(0));
-    World { heap, class, nil, runtime: Box::default() }
-}
 
 /// `call helper` on inputs 0, 1, 2, then `then` on its result and input 3 (if any); writes the
 /// final value to [4]. The helper's exit writes nothing.
@@ -49,7 +34,7 @@ fn compiled(w: &World, helper: Helper, then: Option<Helper>) -> CompiledTrace {
 
 fn run(w: &mut World, code: &CompiledTrace, inputs: [u64; 4]) -> (SnapId, u64) {
     let mut frame = [inputs[0], inputs[1], inputs[2], inputs[3], UNTOUCHED];
-    w.runtime.attach(&mut w.heap, Objects { nil: w.nil, true_: K.true_, false_: K.false_ });
+    w.attach();
     // SAFETY: every input is a SmallInt or a live object of `w.heap`; the helpers check kinds
     // themselves, and the runtime is attached to that heap, which nothing else uses meanwhile.
     let exit = unsafe { code.run(&mut frame) }.expect("runs");
