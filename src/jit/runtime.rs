@@ -82,16 +82,17 @@ pub unsafe extern "sysv64" fn new_object(rt: *const Runtime, len: u64, class: u6
     // SAFETY: compiled code passes the address of the boxed Runtime its JIT owns (the caller's
     // contract above); it outlives the code.
     let rt = unsafe { &*rt };
-    let Some(n) = length(len) else { return 0 };
+    let Some(n) = allocatable(Value::from_raw(len)) else { return 0 };
     let nil = rt.objects.get().nil;
     // SAFETY: called by compiled code while the trace runs.
     let new = unsafe { rt.with_heap(|heap| heap.alloc_pointers(Value::from_raw(class), n, nil)) };
     new.map_or(0, Value::raw)
 }
 
-/// A length word `New` and `bytes.new` accept: a SmallInt in 0..=MAX_NEW_SLOTS.
-fn length(word: u64) -> Option<usize> {
-    Value::from_raw(word).as_int().filter(|n| (0..=MAX_NEW_SLOTS).contains(n)).map(|n| n as usize)
+/// A length `New` and `bytes.new` allocate on the trace: a SmallInt in 0..=MAX_NEW_SLOTS
+/// (larger ones are left to the interpreter, which checks sizes its own way).
+pub fn allocatable(n: Value) -> Option<usize> {
+    n.as_int().filter(|n| (0..=MAX_NEW_SLOTS).contains(n)).map(|n| n as usize)
 }
 
 /// The Float in a word compiled code holds (a SmallInt or a live object, the trace's invariant).
@@ -175,7 +176,7 @@ helpers! {
     }
     /// Primitive 20: n zero bytes.
     fn new_bytes(rt, class, n, _c) {
-        let n = length(n)?;
+        let n = allocatable(Value::from_raw(n))?;
         // SAFETY: called by compiled code while the trace runs.
         unsafe { rt.with_heap(|heap| heap.alloc_bytes(Value::from_raw(class), n)) }
     }

@@ -20,7 +20,8 @@
 use crate::heap::{Kind, Value};
 use crate::interp::{class, ctx, meth, Vm};
 use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
-use crate::jit::ir::{Helper, Op, Ref, SnapId, Trace, MAX_NEW_SLOTS};
+use crate::jit::ir::{Helper, Op, Ref, SnapId, Trace};
+use crate::jit::runtime::allocatable;
 use std::collections::HashMap;
 
 /// Bytecodes one trace may record before it is abandoned.
@@ -1081,7 +1082,7 @@ impl Recorder {
                 // The class is fixed on the trace (it almost always is a literal); the length
                 // is checked by `New` itself. What would fail here is left to the interpreter.
                 let (class, len) = (conc[0], conc[1]);
-                if !is_class(class) || !allocatable(len) {
+                if !is_class(class) || allocatable(len).is_none() {
                     return abort("primitive 7 the trace does not allocate");
                 }
                 let c = self.ir(args[0], "class to instantiate")?;
@@ -1128,7 +1129,7 @@ impl Recorder {
             return abort("primitive with too few arguments");
         }
         let ok = match helper {
-            Helper::NewBytes => is_class(conc[0]) && allocatable(conc[1]),
+            Helper::NewBytes => is_class(conc[0]) && allocatable(conc[1]).is_some(),
             Helper::Compare => bytes(&conc[0]) && bytes(&conc[1]),
             Helper::AsFloat => is_class(conc[0]) && conc[1].is_int(),
             Helper::FloatLt | Helper::FloatEq => float(&conc[0]) && float(&conc[1]),
@@ -1323,9 +1324,4 @@ impl SnapBuilder<'_> {
 /// What primitives 7, 20 and 50–54 accept as a class (as `primitives::class_arg` checks it).
 fn is_class(v: Value) -> bool {
     v.is_ptr() && v.kind() == Kind::Pointers && v.len() > crate::interp::class::SIZE
-}
-
-/// A size the trace allocates itself (larger ones are left to the interpreter).
-fn allocatable(n: Value) -> bool {
-    n.as_int().is_some_and(|n| (0..=MAX_NEW_SLOTS).contains(&n))
 }
