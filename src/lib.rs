@@ -6,6 +6,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod compiler;
 pub mod heap;
 pub mod image;
 pub mod interp;

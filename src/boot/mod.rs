@@ -3,8 +3,10 @@
 //!
 //! File-in follows the image's own `File>>fileIn` (EVAL / METHOD / META chunks ended by a line that
 //! is exactly `!`; other lines ignored) but is driven from the host so that a failure can name the
-//! file and line. Compilation still goes through the image's compiler (`Class>>compileMethod:`,
-//! `Class>>parseMethod:`). It never prints; errors are returned as `RunError`.
+//! file and line. Methods and expressions are compiled by the native port of the image's compiler
+//! (`crate::compiler`) when it can vouch for the result, and otherwise by the image's own
+//! (`Class>>compileMethod:`, `Class>>parseMethod:`), which also reports compile errors. It never
+//! prints; errors are returned as `RunError`.
 
 use crate::heap::Value;
 use crate::interp::{BootError, Vm, VmError};
@@ -58,6 +60,7 @@ pub fn boot(image: &[u8]) -> Result<Vm, BootError> {
 /// `boot` with the JIT configured before the prelude runs.
 pub fn boot_with(image: &[u8], jit: crate::jit::JitOptions) -> Result<Vm, BootError> {
     let mut vm = Vm::from_image_bytes(image)?;
+    vm.compiler_watch = crate::compiler::CompilerWatch::new(&vm);
     // The prelude is a fixed few milliseconds of the image's compiler, whose loops the JIT would
     // only try and abandon (they allocate): it runs interpreted, so start-up costs the same
     // with or without the JIT.
@@ -74,6 +77,10 @@ fn text(v: Value) -> String {
 /// Compiles `source` (a method's text) into `class` with the image's compiler.
 fn compile_method(vm: &mut Vm, class: Value, source: &[u8], at: Location, what: String) -> Result<(), RunError> {
     let s = vm.new_string(source);
+    match crate::compiler::compile_method_into(vm, class, s) {
+        Ok(()) => return Ok(()),
+        Err(why) => tracing::debug!(target: "tracevm::compiler", %what, %why, "image compiler used"),
+    }
     // The image's compiler runs interpreted for file-in chunks: each compiled method flushes the
     // caches and so drops every trace, and its loops allocate (which traces do not do yet), so
     // recording them would only cost time. Programs that compile at run time are unaffected.
@@ -94,10 +101,17 @@ pub fn eval(vm: &mut Vm, expr: &str, at: Option<Location>) -> Result<Value, RunE
     let loc = at.clone().unwrap_or(Location { file: "-e".into(), line: 1 });
     let source = vm.new_string(format!("doItCommand ^{expr}").as_bytes());
     let object = vm.k.object;
-    let jit = vm.jit.options.enabled;
-    vm.jit.options.enabled = false;
-    let parsed = vm.send_from_host(object, "parseMethod:", &[source]);
-    vm.jit.options.enabled = jit;
+    let parsed = match crate::compiler::compile_expression(vm, source) {
+        Ok(method) => Ok(method),
+        Err(why) => {
+            tracing::debug!(target: "tracevm::compiler", %why, "image compiler used for an expression");
+            let jit = vm.jit.options.enabled;
+            vm.jit.options.enabled = false;
+            let parsed = vm.send_from_host(object, "parseMethod:", &[source]);
+            vm.jit.options.enabled = jit;
+            parsed
+        }
+    };
     let method = match parsed {
         Ok(m) if m != vm.k.nil => m,
         Ok(_) => return Err(RunError::Compile { at: loc, what: "expression".into(), message: "parse failed".into() }),

@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// deoptimisation path runs at least once (also TRACEVM_JIT_FORCE_EXITS=1).
     #[arg(long)]
     pub jit_force_exits: bool,
+    /// Compile with the image's own Smalltalk compiler, run by the interpreter (milliseconds per
+    /// method). Without it, tracevm's native port of that compiler compiles whatever it builds
+    /// exactly as the image would, and hands the rest (and every compile error) to the image's.
+    #[arg(long)]
+    pub image_compiler: bool,
     /// Evaluate EXPR (after filing in any FILEs) and print the printString of its result.
     #[arg(short = 'e', long = "eval", value_name = "EXPR", allow_hyphen_values = true)]
     pub eval: Option<String>,
@@ -174,6 +179,9 @@ pub fn run(args: &RunArgs, stats: bool, dump: Option<&PathBuf>) -> i32 {
     };
     vm.out = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
     vm.jit.dump = dump_sink;
+    if args.image_compiler {
+        vm.compiler_watch.disable();
+    }
     vm.save_target.path = args.save_image.clone();
     vm.max_heap_bytes = args.max_heap.saturating_mul(1 << 20);
     vm.save_target.boot_image = Some(image_path.clone());

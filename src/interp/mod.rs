@@ -177,6 +177,8 @@ pub struct Vm {
     pub(crate) reporting_fault: bool,
     /// The trace JIT (options, traces, the recording in progress).
     pub jit: crate::jit::Jit,
+    /// Whether the native compiler may stand in for the image's (see `compiler`).
+    pub compiler_watch: crate::compiler::CompilerWatch,
 }
 
 #[derive(Debug, Error)]
@@ -267,6 +269,7 @@ impl Vm {
             plain: false,
             reporting_fault: false,
             jit: crate::jit::Jit::default(),
+            compiler_watch: crate::compiler::CompilerWatch::default(),
         };
         vm.selectors = exec::VmSelectors::new(&mut vm);
         Ok(vm)
@@ -351,6 +354,7 @@ impl Vm {
         }
         gc.mark(self.regs.ctx);
         self.jit.mark(&mut gc);
+        self.compiler_watch.mark(&mut gc);
         if self.jit.recording() {
             self.jit.abort_pending = Some("garbage collection during recording");
         }
