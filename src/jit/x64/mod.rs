@@ -492,12 +492,56 @@ struct DataAt {
 
 fn assemble(trace: &Trace, k: Constants, ip: u64, at: DataAt, o: Options) -> Result<Vec<u8>, BackendError> {
     let mut a = CodeAssembler::new(64)?;
+    // Every branch in its rel32 form: `encode_linear` patches displacements, never lengths.
+    a.set_prefer_short_branch(false);
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
     let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
     let DataAt { forced, iterations, values } = at;
     let runtime = o.runtime;
-    let mut a = Emitter { a, trace, stubs, k, forced, iterations, values, fuel, fuel_exit, runtime }.emit()?;
-    Ok(a.assemble(ip)?)
+    let a = Emitter { a, trace, stubs, k, forced, iterations, values, fuel, fuel_exit, runtime }.emit()?;
+    encode_linear(&a, ip)
+}
+
+/// Encodes the assembled instructions in one pass, every branch to a label in its rel32 form,
+/// then patches the branch displacements. iced's `BlockEncoder` (behind `CodeAssembler::assemble`)
+/// shortens branches over several passes and cost more than the encoding itself; a trace's code
+/// is short-lived and compile time is what the JIT pays on every program.
+fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<Vec<u8>, BackendError> {
+    use iced_x86::{Encoder, OpKind};
+    let mut encoder = Encoder::new(64);
+    let mut labels: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut fixups: Vec<(usize, u64)> = Vec::new();
+    let mut pos = 0u64;
+    for instr in a.instructions() {
+        if instr.ip() != 0 {
+            labels.insert(instr.ip(), pos);
+        }
+        if instr.op0_kind() == OpKind::NearBranch64 {
+            // Encoded as a branch to itself; the displacement is patched below.
+            let mut instr = *instr;
+            let target = instr.near_branch64();
+            instr.set_near_branch64(ip + pos);
+            let len = encoder.encode(&instr, ip + pos)?;
+            pos += len as u64;
+            fixups.push((pos as usize, target));
+            let code = encoder.take_buffer();
+            let rel = code.len().checked_sub(4).map(|at| i32::from_le_bytes(code[at..].try_into().unwrap_or([0; 4])));
+            if len < 5 || rel != Some(-(len as i32)) {
+                return Err(BackendError::Asm(format!("{:?} has no rel32 form", instr.code())));
+            }
+            encoder.set_buffer(code);
+        } else {
+            pos += encoder.encode(instr, ip + pos)? as u64;
+        }
+    }
+    let mut code = encoder.take_buffer();
+    for (end, label) in fixups {
+        let target = *labels.get(&label).ok_or_else(|| BackendError::Asm("a branch to a label never placed".into()))?;
+        let rel =
+            i32::try_from(target as i64 - end as i64).map_err(|_| BackendError::Asm("branch out of range".into()))?;
+        code[end - 4..end].copy_from_slice(&rel.to_le_bytes());
+    }
+    Ok(code)
 }
 
 /// Verifies and compiles a trace.
