@@ -5,6 +5,7 @@
 use super::{compile, Decline, Literal};
 use crate::heap::{Kind, Value};
 use crate::interp::{class, meth, Vm};
+use crate::primitives::string_order;
 
 /// Guards against cycles in a corrupt or hostile parent chain.
 const MAX_CHAIN: usize = 1000;
@@ -49,19 +50,6 @@ fn instance_variables(vm: &Vm, cls: Value) -> Result<Vec<Vec<u8>>, Decline> {
         names.extend(names_of(vm, c.slot(class::VARIABLES))?);
     }
     Ok(names)
-}
-
-/// `Class at: name ifAbsent:`: the first registered class with that name.
-fn registered_class(vm: &Vm, name: &[u8]) -> Option<Value> {
-    let classes = vm.k.class.slot_checked(class::FIRST_CLASS_VARIABLE)?;
-    if !classes.is_ptr() || classes.kind() != Kind::Pointers {
-        return None;
-    }
-    (0..classes.len()).map(|i| classes.slot(i)).find(|c| {
-        c.is_ptr()
-            && c.kind() == Kind::Pointers
-            && c.slot_checked(class::NAME).is_some_and(|n| is_string_like(n) && n.bytes() == name)
-    })
 }
 
 /// Every registered class's name must be a String for the port's name comparison to be the
@@ -125,7 +113,7 @@ pub fn parse_method_for(vm: &mut Vm, cls: Value, text: Value) -> Result<Value, D
     let source = text.bytes().to_vec();
     let compiled = {
         let vm_ref: &Vm = vm;
-        let mut globals = |name: &[u8]| registered_class(vm_ref, name);
+        let mut globals = |name: &[u8]| vm_ref.registered_class(name);
         compile(&source, &inst, &class_vars, &mut globals)?
     };
     let literals: Vec<Value> = compiled.literals.iter().map(|l| allocate_literal(vm, l)).collect();
@@ -145,18 +133,19 @@ pub fn parse_method_for(vm: &mut Vm, cls: Value, text: Value) -> Result<Value, D
     Ok(method)
 }
 
-/// Signed-byte comparison, as primitive 26 (and so `String <`) does it.
-fn compare_names(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    a.iter().map(|&x| x as i8).cmp(b.iter().map(|&x| x as i8))
+/// The class's methods, if they are an Array (what `compileMethod:` can `select:` from).
+fn methods_array(vm: &Vm, cls: Value) -> Result<Value, Decline> {
+    let methods = cls.slot_checked(class::METHODS).ok_or(Decline::Quirk("not a class"))?;
+    if !methods.is_ptr() || methods.kind() != Kind::Pointers || methods.obj_class() != vm.k.array {
+        return Err(Decline::Quirk("a methods slot that is not an Array"));
+    }
+    Ok(methods)
 }
 
 /// `Class>>compileMethod:`'s installation: drop the methods with the new method's name, add it,
 /// and sort by name with a stable insertion sort (`asOrdered:`), into a new Array.
 pub fn install_method(vm: &mut Vm, cls: Value, method: Value) -> Result<(), Decline> {
-    let methods = cls.slot_checked(class::METHODS).ok_or(Decline::Quirk("not a class"))?;
-    if !methods.is_ptr() || methods.kind() != Kind::Pointers || methods.obj_class() != vm.k.array {
-        return Err(Decline::Quirk("a methods slot that is not an Array"));
-    }
+    let methods = methods_array(vm, cls)?;
     let name_of = |m: Value| -> Option<&[u8]> {
         let n = m.slot_checked(meth::NAME).filter(|n| is_string_like(*n))?;
         (m.is_ptr() && m.kind() == Kind::Pointers).then(|| n.bytes())
@@ -171,7 +160,7 @@ pub fn install_method(vm: &mut Vm, cls: Value, method: Value) -> Result<(), Decl
         }
     }
     kept.push(method);
-    kept.sort_by(|&a, &b| compare_names(name_of(a).unwrap_or(&[]), name_of(b).unwrap_or(&[])));
+    kept.sort_by(|&a, &b| string_order(name_of(a).unwrap_or(&[]), name_of(b).unwrap_or(&[])));
     let array = vm.new_array(&kept);
     cls.set_slot(class::METHODS, array);
     vm.note_store(cls, class::METHODS);
@@ -181,10 +170,7 @@ pub fn install_method(vm: &mut Vm, cls: Value, method: Value) -> Result<(), Decl
 /// `aClass compileMethod: text` with the native compiler.
 pub fn compile_method_into(vm: &mut Vm, cls: Value, text: Value) -> Result<(), Decline> {
     // Check the installation's preconditions first, so a decline never leaves half a change.
-    let methods = cls.slot_checked(class::METHODS).ok_or(Decline::Quirk("not a class"))?;
-    if !methods.is_ptr() || methods.kind() != Kind::Pointers || methods.obj_class() != vm.k.array {
-        return Err(Decline::Quirk("a methods slot that is not an Array"));
-    }
+    methods_array(vm, cls)?;
     let method = parse_method_for(vm, cls, text)?;
     install_method(vm, cls, method)
 }

@@ -316,11 +316,18 @@ impl Vm {
 
     /// A class registered in `Class classes` (the only namespace the image's compiler sees).
     pub fn find_registered_class(&self, name: &str) -> Option<Value> {
+        self.registered_class(name.as_bytes())
+    }
+
+    /// `Class at: name ifAbsent:`: the first class in `Class classes` whose name has these bytes.
+    pub fn registered_class(&self, name: &[u8]) -> Option<Value> {
         let classes = self.k.class.slot_checked(class::FIRST_CLASS_VARIABLE)?;
         if !classes.is_ptr() || classes.kind() != Kind::Pointers {
             return None;
         }
-        (0..classes.len()).map(|i| classes.slot(i)).find(|&c| c.is_ptr() && self.class_name(c) == name)
+        (0..classes.len()).map(|i| classes.slot(i)).find(|&c| {
+            c.slot_checked(class::NAME).is_some_and(|n| n.is_ptr() && n.kind() == Kind::Bytes && n.bytes() == name)
+        })
     }
 
     /// Collects garbage. Only called at safepoints, when every live value is in a root.

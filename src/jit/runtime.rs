@@ -170,8 +170,7 @@ helpers! {
     }
     /// Primitive 26: the signed-byte order of two byte objects, as the interpreter computes it.
     fn compare(_rt, a, b, _c) {
-        let (a, b) = (bytes_of(a)?, bytes_of(b)?);
-        let ord = a.iter().map(|&x| x as i8).cmp(b.iter().map(|&x| x as i8));
+        let ord = crate::primitives::string_order(bytes_of(a)?, bytes_of(b)?);
         Some(Value::from_int(ord as i32))
     }
     /// Primitive 20: n zero bytes.

@@ -100,6 +100,12 @@ fn small_int_result(vm: &Vm, r: Option<i64>) -> Value {
 }
 
 /// Runs primitive `p` on `args`.
+/// Primitive 26's order of two byte strings (and so `String <` and `=`): Java compares signed
+/// bytes, lexicographically.
+pub fn string_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.iter().map(|&x| x as i8).cmp(b.iter().map(|&x| x as i8))
+}
+
 pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
     let nil = vm.k.nil;
     match p {
@@ -200,10 +206,7 @@ pub fn call(vm: &mut Vm, p: u8, args: &[Value]) -> Prim {
             Ok(vm.heap.alloc_bytes_from(c, &data))
         }
         26 => {
-            let a = bytes(args, 0, p)?.bytes();
-            let b = bytes(args, 1, p)?.bytes();
-            // Java compares signed bytes.
-            let ord = a.iter().map(|&x| x as i8).cmp(b.iter().map(|&x| x as i8));
+            let ord = string_order(bytes(args, 0, p)?.bytes(), bytes(args, 1, p)?.bytes());
             Ok(Value::from_int(ord as i32))
         }
         29 => {
