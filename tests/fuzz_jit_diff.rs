@@ -44,14 +44,7 @@ fn compare(what: &str, program: &[u8]) -> u64 {
 }
 
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(CORPUS)
-        .expect("seed corpus")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "st"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).expect("seed")))
-        .collect();
-    out.sort();
-    out
+    inproc::seed_files(CORPUS)
 }
 
 #[test]

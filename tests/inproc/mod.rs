@@ -38,3 +38,15 @@ impl Write for Capture {
         Ok(())
     }
 }
+
+/// The `.st` seeds of a cargo-fuzz corpus directory, as (file name, bytes), sorted by name.
+pub fn seed_files(dir: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("seed corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "st"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).expect("seed")))
+        .collect();
+    out.sort();
+    out
+}

@@ -188,24 +188,15 @@ impl Op {
                 | Op::MulOv(..)
                 | Op::Quo(..)
                 | Op::Rem(..)
-                | Op::GuardInt(_)
-                | Op::GuardClass(..)
-                | Op::GuardIs(..)
-                | Op::GuardIsNot(..)
-                | Op::GuardNe(..)
-                | Op::GuardKind(..)
-                | Op::GuardLen(..)
-                | Op::GuardIndex(..)
-                | Op::GuardUnwatched(_)
                 | Op::New(..)
                 | Op::Call(..)
                 | Op::Exit
-        )
+        ) || self.is_guard()
     }
 
-    /// True for instructions that define a value others may use.
-    pub fn has_value(&self) -> bool {
-        !matches!(
+    /// True for the guards: checks that exit through their snapshot and define no value.
+    pub fn is_guard(&self) -> bool {
+        matches!(
             self,
             Op::GuardInt(_)
                 | Op::GuardClass(..)
@@ -216,11 +207,12 @@ impl Op {
                 | Op::GuardLen(..)
                 | Op::GuardIndex(..)
                 | Op::GuardUnwatched(_)
-                | Op::StoreSlot(..)
-                | Op::StoreElem(..)
-                | Op::Loop
-                | Op::Exit
         )
+    }
+
+    /// True for instructions that define a value others may use.
+    pub fn has_value(&self) -> bool {
+        !(self.is_guard() || matches!(self, Op::StoreSlot(..) | Op::StoreElem(..) | Op::Loop | Op::Exit))
     }
 
     /// The same operation reading `f(r)` instead of each value `r` (a phi's `next` included).
