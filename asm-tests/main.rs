@@ -6,6 +6,7 @@ mod helpers;
 mod loops;
 mod new_ops;
 mod optimizer;
+mod registers;
 mod world;
 
 use tracevm::heap::{Heap, Value};

@@ -4,26 +4,28 @@
 //! It never decides what a trace means (the IR does) and never touches the interpreter: a trace
 //! talks to the outside world only through its frame buffer and the exit number it answers.
 //!
-//! Register use (first version, chosen for obviously-correct code over speed): every IR value
-//! lives in its own 8-byte word of the trace's value area (owned by the `CompiledTrace`; a trace
-//! never runs twice at once); each instruction loads its operands into scratch registers (rax,
-//! rcx, rdx), computes, and stores its result. rbx holds the value area, r12 the frame buffer. A
-//! guard jumps to its snapshot's exit stub, which only answers the snapshot number;
-//! `CompiledTrace::run` then copies the snapshot's values from the value area into their
-//! frame-buffer words. Exits are data, not code: a stub is two
+//! Register use: `regalloc` gives every IR value one home for its life — one of eight
+//! registers, its own 8-byte word of the trace's value area (spilled; owned by the
+//! `CompiledTrace`, and a trace never runs twice at once), or none (constants are immediates).
+//! Each instruction loads its operands into scratch registers (rax, rcx, rdx), computes, and
+//! writes its result home. rbx holds the value area, r12 the frame buffer. A guard jumps to its
+//! snapshot's exit stub, which stores the snapshot's register-held values into the value area
+//! and answers the snapshot number; `CompiledTrace::run` then copies the snapshot's values from
+//! the value area into their frame-buffer words. Exits are data, not code: a stub is a few
 //! instructions however many values its snapshot holds, which keeps traces small and quick to
-//! assemble (iced-x86 costs about 0.1–0.2 µs per instruction). A register allocator will spill
-//! live registers in the stubs and keep the same contract.
+//! assemble (iced-x86 costs about 0.1–0.2 µs per instruction).
 //!
 //! Calling convention (`CompiledTrace::run`): sysv64, `rdi` = frame buffer, result in `eax`.
 
 mod code_memory;
+mod regalloc;
 
 use crate::heap::{BODY_OFFSET, FLAGS_OFFSET, KIND_OFFSET, LEN_OFFSET};
 use crate::jit::ir::{IrError, Op, Ref, SnapId, Trace};
 use code_memory::CodeMemory;
 use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
+use regalloc::{Loc, REGS};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -52,8 +54,9 @@ pub struct CompiledTrace {
     code: CodeMemory,
     /// Frame-buffer words the trace reads and writes.
     slots: u16,
-    /// One word per IR value, then one per phi (the back edge's parallel copy). The code embeds
-    /// its address, so it lives (and stays put) as long as the code.
+    /// One word per IR value: where spilled values live, and where exit stubs put the ones held
+    /// in registers. The code embeds its address, so it lives (and stays put) as long as the
+    /// code.
     values: Box<[std::cell::Cell<u64>]>,
     /// Per snapshot: (frame-buffer word, value) to copy when leaving by it.
     exits: Vec<Vec<(u16, Ref)>>,
@@ -148,6 +151,8 @@ fn slot_offset(k: u32) -> i32 {
 struct Emitter<'t> {
     a: CodeAssembler,
     trace: &'t Trace,
+    /// Every value's home (`regalloc`).
+    loc: Vec<Loc>,
     stubs: Vec<CodeLabel>,
     k: Constants,
     /// Base address of the force-exit flags (0: not forcing).
@@ -161,31 +166,120 @@ struct Emitter<'t> {
     runtime: u64,
 }
 
+/// One side of a parallel move (the loop head's and the back edge's phi copies).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Reg(AsmRegister64),
+    /// Value `r`'s word of the value area.
+    Mem(Ref),
+    Imm(u64),
+}
+
 impl Emitter<'_> {
     fn value(&self, r: Ref) -> AsmMemoryOperand {
         qword_ptr(rbx + 8 * r.0 as i32)
-    }
-
-    fn temp(&self, j: usize) -> AsmMemoryOperand {
-        qword_ptr(rbx + 8 * (self.trace.insts.len() + j) as i32)
     }
 
     fn stub(&self, snap: Option<SnapId>) -> CodeLabel {
         self.stubs[snap.expect("verified: exits have snapshots").0 as usize]
     }
 
-    /// rax <- SmallInt value of `r` (untagged, sign-extended).
+    fn place(&self, r: Ref) -> Place {
+        match self.loc[r.0 as usize] {
+            Loc::Reg(k) => Place::Reg(REGS[k as usize]),
+            Loc::Const(c) => Place::Imm(c),
+            Loc::Spill | Loc::None => Place::Mem(r),
+        }
+    }
+
+    /// `reg` <- value `r`.
+    fn load(&mut self, reg: AsmRegister64, r: Ref) -> Result<(), IcedError> {
+        match self.place(r) {
+            Place::Reg(home) if home == reg => Ok(()),
+            Place::Reg(home) => self.a.mov(reg, home),
+            Place::Imm(c) => self.a.mov(reg, c),
+            Place::Mem(r) => self.a.mov(reg, self.value(r)),
+        }
+    }
+
+    /// A register holding value `r`: its home, or `scratch` loaded with it. Only for reading.
+    fn reg_of(&mut self, r: Ref, scratch: AsmRegister64) -> Result<AsmRegister64, IcedError> {
+        match self.place(r) {
+            Place::Reg(home) => Ok(home),
+            _ => self.load(scratch, r).map(|_| scratch),
+        }
+    }
+
+    /// The register to compute value `at` in: its home if that is a register, else `scratch`
+    /// (then `store` puts it home).
+    fn target(&self, at: Ref, scratch: AsmRegister64) -> AsmRegister64 {
+        match self.loc[at.0 as usize] {
+            Loc::Reg(k) => REGS[k as usize],
+            _ => scratch,
+        }
+    }
+
+    /// Writes `reg` home as value `at` (nothing if nothing reads it).
+    fn store(&mut self, at: Ref, reg: AsmRegister64) -> Result<(), IcedError> {
+        match self.loc[at.0 as usize] {
+            Loc::Reg(k) if REGS[k as usize] == reg => Ok(()),
+            Loc::Reg(k) => self.a.mov(REGS[k as usize], reg),
+            Loc::Spill => self.a.mov(self.value(at), reg),
+            Loc::None | Loc::Const(_) => Ok(()),
+        }
+    }
+
+    /// Copies every `(to, from)` at once: no copy overwrites a place another still reads
+    /// (a cycle goes through rax; memory to memory through rcx).
+    fn parallel_move(&mut self, mut moves: Vec<(Place, Place)>) -> Result<(), IcedError> {
+        moves.retain(|(to, from)| to != from);
+        while !moves.is_empty() {
+            let free = (0..moves.len()).find(|&m| !moves.iter().any(|&(_, from)| from == moves[m].0));
+            let Some(m) = free else {
+                // Every destination is still read: park one in rax and read it from there.
+                let parked = moves[0].0;
+                self.move_one(Place::Reg(rax), parked)?;
+                for (_, from) in moves.iter_mut().filter(|(_, from)| *from == parked) {
+                    *from = Place::Reg(rax);
+                }
+                continue;
+            };
+            let (to, from) = moves.remove(m);
+            self.move_one(to, from)?;
+        }
+        Ok(())
+    }
+
+    fn move_one(&mut self, to: Place, from: Place) -> Result<(), IcedError> {
+        match (to, from) {
+            (Place::Reg(t), Place::Reg(f)) => self.a.mov(t, f),
+            (Place::Reg(t), Place::Imm(c)) => self.a.mov(t, c),
+            (Place::Reg(t), Place::Mem(r)) => self.a.mov(t, self.value(r)),
+            (Place::Mem(t), Place::Reg(f)) => self.a.mov(self.value(t), f),
+            (Place::Mem(t), Place::Imm(c)) => {
+                self.a.mov(rcx, c)?;
+                self.a.mov(self.value(t), rcx)
+            }
+            (Place::Mem(t), Place::Mem(f)) => {
+                self.a.mov(rcx, self.value(f))?;
+                self.a.mov(self.value(t), rcx)
+            }
+            (Place::Imm(_), _) => Ok(()),
+        }
+    }
+
+    /// `reg` <- SmallInt value of `r` (untagged, sign-extended).
     fn untag(&mut self, reg: AsmRegister64, r: Ref) -> Result<(), IcedError> {
-        self.a.mov(reg, self.value(r))?;
+        self.load(reg, r)?;
         self.a.sar(reg, 1)
     }
 
-    /// Tags the 32-bit result in eax and stores it as value `at`.
+    /// Tags the 32-bit result in eax and writes it home as value `at`.
     fn tag_eax_into(&mut self, at: Ref) -> Result<(), IcedError> {
         self.a.movsxd(rax, eax)?;
-        self.a.shl(rax, 1)?;
-        self.a.or(rax, 1)?;
-        self.a.mov(self.value(at), rax)
+        let d = self.target(at, rax);
+        self.a.lea(d, qword_ptr(rax + rax + 1))?;
+        self.store(at, d)
     }
 
     /// Calls runtime function `f` (sysv64: the runtime, then `args`) and keeps its answer as
@@ -195,12 +289,13 @@ impl Emitter<'_> {
         if self.runtime == 0 {
             return self.a.jmp(stub);
         }
-        // rsp is 16-aligned here (see the prologue), and no value lives in a caller-saved
-        // register across IR instructions: nothing to save.
+        // rsp is 16-aligned here (see the prologue). The allocator keeps every value live
+        // across the call (or read by its exit) in a callee-saved register or in memory, and
+        // the argument registers hold no values: nothing to save.
         self.a.mov(rdi, self.runtime)?;
         for (&arg, reg) in args.iter().zip([rsi, rdx, rcx]) {
             match arg {
-                Arg::Value(r) => self.a.mov(reg, self.value(r))?,
+                Arg::Value(r) => self.load(reg, r)?,
                 Arg::Word(w) => self.a.mov(reg, w)?,
             }
         }
@@ -208,13 +303,14 @@ impl Emitter<'_> {
         self.a.call(rax)?;
         self.a.test(rax, rax)?;
         self.a.jz(stub)?;
-        self.a.mov(self.value(at), rax)
+        self.store(at, rax)
     }
 
     fn compare(&mut self, at: Ref, a: Ref, b: Ref, op: &Op) -> Result<(), IcedError> {
         // Tagged SmallInts compare like their values (same shift, same tag bit).
-        self.a.mov(rdx, self.value(a))?;
-        self.a.cmp(rdx, self.value(b))?;
+        let x = self.reg_of(a, rdx)?;
+        let y = self.reg_of(b, rcx)?;
+        self.a.cmp(x, y)?;
         self.a.mov(rax, self.k.false_.raw())?;
         self.a.mov(rcx, self.k.true_.raw())?;
         match op {
@@ -222,7 +318,7 @@ impl Emitter<'_> {
             Op::Le(..) => self.a.cmovle(rax, rcx)?,
             _ => self.a.cmove(rax, rcx)?,
         }
-        self.a.mov(self.value(at), rax)
+        self.store(at, rax)
     }
 
     fn emit(mut self) -> Result<CodeAssembler, IcedError> {
@@ -235,15 +331,17 @@ impl Emitter<'_> {
                 Op::Phi { init, next: Some(next) } => Some((Ref(i as u32), init, next)),
                 _ => None,
             })
+            .filter(|&(phi, _, _)| self.loc[phi.0 as usize] != Loc::None)
             .collect();
         let mut epilogue = self.a.create_label();
         let mut loop_head = self.a.create_label();
 
-        // Prologue: after `call`, rsp ≡ 8 (mod 16); three pushes make it 0.
-        self.a.push(rbp)?;
-        self.a.mov(rbp, rsp)?;
-        self.a.push(rbx)?;
-        self.a.push(r12)?;
+        // Prologue: the callee-saved registers values may live in, rbx and r12. After `call`,
+        // rsp ≡ 8 (mod 16); six pushes and 8 more bytes make it 0 for helper calls.
+        for reg in [rbp, rbx, r12, r13, r14, r15] {
+            self.a.push(reg)?;
+        }
+        self.a.sub(rsp, 8)?;
         self.a.mov(r12, rdi)?;
         self.a.mov(rbx, self.values)?;
 
@@ -266,13 +364,11 @@ impl Emitter<'_> {
             }
             match inst.op {
                 Op::Input(slot) => {
-                    self.a.mov(rax, qword_ptr(r12 + 8 * slot as i32))?;
-                    self.a.mov(self.value(at), rax)?;
+                    let d = self.target(at, rax);
+                    self.a.mov(d, qword_ptr(r12 + 8 * slot as i32))?;
+                    self.store(at, d)?;
                 }
-                Op::Const(v) => {
-                    self.a.mov(rax, v.raw())?;
-                    self.a.mov(self.value(at), rax)?;
-                }
+                Op::Const(_) => {}
                 Op::AddOv(x, y) | Op::SubOv(x, y) | Op::MulOv(x, y) => {
                     self.untag(rax, x)?;
                     self.untag(rcx, y)?;
@@ -313,79 +409,81 @@ impl Emitter<'_> {
                 }
                 Op::GuardKind(x, kind) => {
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
-                    self.a.test(al, 1)?;
+                    let o = self.reg_of(x, rax)?;
+                    self.a.test(o, 1)?;
                     self.a.jnz(stub)?;
-                    self.a.cmp(byte_ptr(rax + KIND_OFFSET), kind as i32)?;
+                    self.a.cmp(byte_ptr(o + KIND_OFFSET), kind as i32)?;
                     self.a.jne(stub)?;
                 }
                 Op::GuardLen(x, k) => {
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
-                    self.a.cmp(dword_ptr(rax + LEN_OFFSET), k)?;
+                    let o = self.reg_of(x, rax)?;
+                    self.a.cmp(dword_ptr(o + LEN_OFFSET), k)?;
                     self.a.jbe(stub)?;
                 }
                 Op::GuardIndex(x, i) => {
                     // 1 <= i <= len  ⇔  (i - 1) unsigned < len.
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
+                    let o = self.reg_of(x, rax)?;
                     self.untag(rcx, i)?;
                     self.a.sub(rcx, 1)?;
-                    self.a.mov(edx, dword_ptr(rax + LEN_OFFSET))?;
+                    self.a.mov(edx, dword_ptr(o + LEN_OFFSET))?;
                     self.a.cmp(rcx, rdx)?;
                     self.a.jae(stub)?;
                 }
                 Op::GuardUnwatched(x) => {
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
-                    self.a.test(byte_ptr(rax + FLAGS_OFFSET), WATCH_MASK as i32)?;
+                    let o = self.reg_of(x, rax)?;
+                    self.a.test(byte_ptr(o + FLAGS_OFFSET), WATCH_MASK as i32)?;
                     self.a.jnz(stub)?;
                 }
                 Op::LoadElem(o, i) => {
-                    self.a.mov(rax, self.value(o))?;
+                    let o = self.reg_of(o, rax)?;
                     self.untag(rcx, i)?;
-                    self.a.mov(rax, qword_ptr(rax + rcx * 8 + (BODY_OFFSET - 8)))?;
-                    self.a.mov(self.value(at), rax)?;
+                    let d = self.target(at, rax);
+                    self.a.mov(d, qword_ptr(o + rcx * 8 + (BODY_OFFSET - 8)))?;
+                    self.store(at, d)?;
                 }
                 Op::LoadByte(o, i) => {
-                    self.a.mov(rax, self.value(o))?;
+                    let o = self.reg_of(o, rax)?;
                     self.untag(rcx, i)?;
-                    self.a.movzx(eax, byte_ptr(rax + rcx + (BODY_OFFSET - 1)))?;
+                    self.a.movzx(eax, byte_ptr(o + rcx + (BODY_OFFSET - 1)))?;
                     self.tag_eax_into(at)?;
                 }
                 Op::StoreElem(o, i, v) => {
-                    self.a.mov(rax, self.value(o))?;
+                    let o = self.reg_of(o, rax)?;
                     self.untag(rcx, i)?;
-                    self.a.mov(rdx, self.value(v))?;
-                    self.a.mov(qword_ptr(rax + rcx * 8 + (BODY_OFFSET - 8)), rdx)?;
+                    let v = self.reg_of(v, rdx)?;
+                    self.a.mov(qword_ptr(o + rcx * 8 + (BODY_OFFSET - 8)), v)?;
                 }
                 Op::Lt(x, y) | Op::Le(x, y) | Op::Eq(x, y) => self.compare(at, x, y, &inst.op)?,
                 Op::GuardInt(x) => {
-                    self.a.mov(rax, self.value(x))?;
-                    self.a.test(al, 1)?;
+                    let v = self.reg_of(x, rax)?;
+                    self.a.test(v, 1)?;
                     let stub = self.stub(inst.snap);
                     self.a.jz(stub)?;
                 }
                 Op::GuardClass(x, class) => {
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
-                    self.a.test(al, 1)?;
+                    let o = self.reg_of(x, rax)?;
+                    self.a.test(o, 1)?;
                     self.a.jnz(stub)?;
                     self.a.mov(rcx, class.raw())?;
-                    self.a.cmp(qword_ptr(rax), rcx)?;
+                    self.a.cmp(qword_ptr(o), rcx)?;
                     self.a.jne(stub)?;
                 }
                 Op::GuardNe(x, y) => {
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
-                    self.a.cmp(rax, self.value(y))?;
+                    let a = self.reg_of(x, rax)?;
+                    let b = self.reg_of(y, rcx)?;
+                    self.a.cmp(a, b)?;
                     self.a.je(stub)?;
                 }
                 Op::GuardIs(x, v) | Op::GuardIsNot(x, v) => {
                     let stub = self.stub(inst.snap);
-                    self.a.mov(rax, self.value(x))?;
+                    let a = self.reg_of(x, rax)?;
                     self.a.mov(rcx, v.raw())?;
-                    self.a.cmp(rax, rcx)?;
+                    self.a.cmp(a, rcx)?;
                     if matches!(inst.op, Op::GuardIs(..)) {
                         self.a.jne(stub)?;
                     } else {
@@ -393,27 +491,26 @@ impl Emitter<'_> {
                     }
                 }
                 Op::LoadSlot(o, k) => {
-                    self.a.mov(rax, self.value(o))?;
-                    self.a.mov(rax, qword_ptr(rax + slot_offset(k)))?;
-                    self.a.mov(self.value(at), rax)?;
+                    let o = self.reg_of(o, rax)?;
+                    let d = self.target(at, rax);
+                    self.a.mov(d, qword_ptr(o + slot_offset(k)))?;
+                    self.store(at, d)?;
                 }
                 Op::StoreSlot(o, k, v) => {
-                    self.a.mov(rax, self.value(o))?;
-                    self.a.mov(rcx, self.value(v))?;
-                    self.a.mov(qword_ptr(rax + slot_offset(k)), rcx)?;
+                    let o = self.reg_of(o, rax)?;
+                    let v = self.reg_of(v, rcx)?;
+                    self.a.mov(qword_ptr(o + slot_offset(k)), v)?;
                 }
                 Op::LoadLen(o) => {
-                    self.a.mov(rax, self.value(o))?;
-                    self.a.mov(eax, dword_ptr(rax + LEN_OFFSET))?;
-                    self.a.shl(rax, 1)?;
-                    self.a.or(rax, 1)?;
-                    self.a.mov(self.value(at), rax)?;
+                    let o = self.reg_of(o, rax)?;
+                    self.a.mov(eax, dword_ptr(o + LEN_OFFSET))?;
+                    let d = self.target(at, rax);
+                    self.a.lea(d, qword_ptr(rax + rax + 1))?;
+                    self.store(at, d)?;
                 }
                 Op::Loop => {
-                    for &(phi, init, _) in &phis {
-                        self.a.mov(rax, self.value(init))?;
-                        self.a.mov(self.value(phi), rax)?;
-                    }
+                    let moves = phis.iter().map(|&(phi, init, _)| (self.place(phi), self.place(init))).collect();
+                    self.parallel_move(moves)?;
                     self.a.set_label(&mut loop_head)?;
                     // Each arrival at the loop head is one iteration done (the peeled one, then
                     // every back edge), and one unit of fuel.
@@ -444,19 +541,14 @@ impl Emitter<'_> {
 
         if self.trace.loop_start().is_some() {
             // Back edge: all phis take their `next` values at once.
-            for (j, &(_, _, next)) in phis.iter().enumerate() {
-                self.a.mov(rax, self.value(next))?;
-                self.a.mov(self.temp(j), rax)?;
-            }
-            for (j, &(phi, _, _)) in phis.iter().enumerate() {
-                self.a.mov(rax, self.temp(j))?;
-                self.a.mov(self.value(phi), rax)?;
-            }
+            let moves = phis.iter().map(|&(phi, _, next)| (self.place(phi), self.place(next))).collect();
+            self.parallel_move(moves)?;
             self.a.jmp(loop_head)?;
         }
 
-        // Exit stubs: answer the snapshot's number (`CompiledTrace::run` copies its values). Only
-        // for the snapshots something exits by (the optimizer leaves many unused).
+        // Exit stubs: store the snapshot's register-held values into the value area and answer
+        // its number (`CompiledTrace::run` copies its values). Only for the snapshots something
+        // exits by (the optimizer leaves many unused).
         let mut used = vec![false; self.trace.snapshots.len()];
         for i in &self.trace.insts {
             if let Some(s) = i.snap {
@@ -469,14 +561,23 @@ impl Emitter<'_> {
         for (s, _) in used.iter().enumerate().filter(|(_, &u)| u) {
             let mut label = self.stubs[s];
             self.a.set_label(&mut label)?;
+            let mut held: Vec<Ref> = self.trace.snapshots[s].entries.iter().map(|&(_, v)| v).collect();
+            held.sort();
+            held.dedup();
+            for v in held {
+                if let Place::Reg(reg) = self.place(v) {
+                    self.a.mov(self.value(v), reg)?;
+                }
+            }
             self.a.mov(eax, s as u32)?;
             self.a.jmp(epilogue)?;
         }
 
         self.a.set_label(&mut epilogue)?;
-        self.a.pop(r12)?;
-        self.a.pop(rbx)?;
-        self.a.pop(rbp)?;
+        self.a.add(rsp, 8)?;
+        for reg in [r15, r14, r13, r12, rbx, rbp] {
+            self.a.pop(reg)?;
+        }
         self.a.ret()?;
         Ok(self.a)
     }
@@ -498,7 +599,8 @@ fn assemble(trace: &Trace, k: Constants, ip: u64, at: DataAt, o: Options) -> Res
     let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
     let DataAt { forced, iterations, values } = at;
     let runtime = o.runtime;
-    let a = Emitter { a, trace, stubs, k, forced, iterations, values, fuel, fuel_exit, runtime }.emit()?;
+    let loc = regalloc::allocate(trace, fuel_exit.filter(|_| fuel != 0));
+    let a = Emitter { a, trace, loc, stubs, k, forced, iterations, values, fuel, fuel_exit, runtime }.emit()?;
     encode_linear(&a, ip)
 }
 
@@ -561,9 +663,13 @@ pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<Com
     // at address 0, and copied into place (debug builds check that by assembling again there).
     let iterations = Box::new(std::cell::Cell::new(0u64));
     let iterations_at = iterations.as_ptr() as u64;
-    let phis = trace.insts.iter().filter(|i| matches!(i.op, Op::Phi { next: Some(_), .. })).count();
-    let values: Box<[std::cell::Cell<u64>]> =
-        (0..(trace.insts.len() + phis).max(1)).map(|_| Default::default()).collect();
+    // Constants have no code: exits read them from here.
+    let values: Box<[std::cell::Cell<u64>]> = trace
+        .insts
+        .iter()
+        .map(|i| std::cell::Cell::new(if let Op::Const(v) = i.op { v.raw() } else { 0 }))
+        .chain(std::iter::once(Default::default()))
+        .collect();
     let values_at = values.as_ptr() as u64;
     let at = DataAt { forced: forced_at, iterations: iterations_at, values: values_at };
     let code = assemble(trace, k, 0, at, options)?;
