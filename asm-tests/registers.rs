@@ -42,17 +42,17 @@ fn more_live_values_than_registers_all_reach_the_exit() {
         }
         let code = compile(&t, K).expect("compiles");
         assert_eq!(run(&code, &mut frame).expect("runs"), SnapId(1));
-        for k in 0..n as usize {
-            assert_eq!(small(&frame, n as usize + k), xs[k], "input {k} of {n}");
-            assert_eq!(small(&frame, 2 * n as usize + k), xs[k] + xs[(k + 1) % n as usize], "sum {k} of {n}");
+        for (k, &x) in xs.iter().enumerate() {
+            assert_eq!(small(&frame, n as usize + k), x, "input {k} of {n}");
+            assert_eq!(small(&frame, 2 * n as usize + k), x + xs[(k + 1) % n as usize], "sum {k} of {n}");
         }
         // Forced exits leave by the first sum's exit: every input still where the exit reads it.
         let forced = compile_with(&t, K, Options { force_exits: true, ..Options::default() }).expect("compiles");
         let mut frame2 = frame.clone();
         frame2[n as usize..].iter_mut().for_each(|w| *w = 0);
         assert_eq!(run(&forced, &mut frame2).expect("runs"), SnapId(0));
-        for k in 0..n as usize {
-            assert_eq!(small(&frame2, n as usize + k), xs[k], "input {k} of {n} at the forced exit");
+        for (k, &x) in xs.iter().enumerate() {
+            assert_eq!(small(&frame2, n as usize + k), x, "input {k} of {n} at the forced exit");
         }
     }
 }
