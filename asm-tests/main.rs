@@ -83,6 +83,52 @@ fn comparisons_answer_true_or_false() {
     }
 }
 
+/// `x op y` (y an input, or the constant `k`), then a guard on its answer: exit s0 if the guard
+/// fails, else s1. With `keep`, s1 also writes the answer, so the backend cannot fuse the two.
+fn compare_then_guard(op: fn(Ref, Ref) -> Op, guard: fn(Ref) -> Op, k: Option<i32>, keep: bool) -> Trace {
+    let mut t = Trace::new(3);
+    let x = t.push(Op::Input(0), None);
+    let y = match k {
+        Some(k) => t.push(Op::Const(Value::from_int(k)), None),
+        None => t.push(Op::Input(1), None),
+    };
+    let c = t.push(op(x, y), None);
+    let fail = t.snapshot(vec![]);
+    t.push(guard(c), Some(fail));
+    let pass = t.snapshot(if keep { vec![(2, c)] } else { vec![] });
+    t.push(Op::Exit, Some(pass));
+    t
+}
+
+#[test]
+fn a_guard_on_a_comparison_branches_on_the_comparison() {
+    type Cmp = (fn(Ref, Ref) -> Op, fn(i32, i32) -> bool);
+    let ops: [Cmp; 3] = [(Op::Lt, |x, y| x < y), (Op::Le, |x, y| x <= y), (Op::Eq, |x, y| x == y)];
+    type Guard = (fn(Ref) -> Op, fn(bool) -> bool);
+    let guards: [Guard; 4] = [
+        (|c| Op::GuardIs(c, K.true_), |b| b),
+        (|c| Op::GuardIs(c, K.false_), |b| !b),
+        (|c| Op::GuardIsNot(c, K.true_), |b| !b),
+        (|c| Op::GuardIsNot(c, K.false_), |b| b),
+    ];
+    let pairs = [(1, 2), (2, 1), (3, 3), (-5, 4), (i32::MIN, i32::MAX), (i32::MAX, i32::MIN), (0, -1)];
+    for (op, holds) in ops {
+        for (guard, passes) in guards {
+            for keep in [false, true] {
+                let by_input = compile(&compare_then_guard(op, guard, None, keep), K).expect("compiles");
+                for (x, y) in pairs {
+                    let by_const = compile(&compare_then_guard(op, guard, Some(y), keep), K).expect("compiles");
+                    let want = if passes(holds(x, y)) { 1 } else { 0 };
+                    for code in [&by_input, &by_const] {
+                        let exit = run(code, &mut [int(x), int(y), 0]).expect("runs").0;
+                        assert_eq!(exit, want, "x={x} y={y} keep={keep}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A trace that guards input 0 with `guard` (exit s0) and otherwise exits through s1.
 fn guarded(guard: fn(Ref) -> Op) -> Trace {
     let mut t = Trace::new(1);

@@ -306,11 +306,29 @@ impl Emitter<'_> {
         self.store(at, rax)
     }
 
-    fn compare(&mut self, at: Ref, a: Ref, b: Ref, op: &Op) -> Result<(), IcedError> {
-        // Tagged SmallInts compare like their values (same shift, same tag bit).
+    /// A constant operand as a sign-extended 32-bit immediate, if it is one.
+    fn imm32(&self, r: Ref) -> Option<i32> {
+        match self.loc[r.0 as usize] {
+            Loc::Const(c) => i32::try_from(c as i64).ok(),
+            _ => None,
+        }
+    }
+
+    /// Sets the flags for `a` against `b` (tagged SmallInts compare like their values: same
+    /// shift, same tag bit).
+    fn cmp_values(&mut self, a: Ref, b: Ref) -> Result<(), IcedError> {
         let x = self.reg_of(a, rdx)?;
-        let y = self.reg_of(b, rcx)?;
-        self.a.cmp(x, y)?;
+        match self.imm32(b) {
+            Some(k) => self.a.cmp(x, k),
+            None => {
+                let y = self.reg_of(b, rcx)?;
+                self.a.cmp(x, y)
+            }
+        }
+    }
+
+    fn compare(&mut self, at: Ref, a: Ref, b: Ref, op: &Op) -> Result<(), IcedError> {
+        self.cmp_values(a, b)?;
         self.a.mov(rax, self.k.false_.raw())?;
         self.a.mov(rcx, self.k.true_.raw())?;
         match op {
@@ -319,6 +337,68 @@ impl Emitter<'_> {
             _ => self.a.cmove(rax, rcx)?,
         }
         self.store(at, rax)
+    }
+
+    /// If `guard` exits on comparison `cmp`'s answer being true or being false: which.
+    fn branch_on(&self, cmp: Ref, guard: &crate::jit::ir::Inst) -> Option<bool> {
+        let (r, v, is) = match guard.op {
+            Op::GuardIs(r, v) => (r, v, true),
+            Op::GuardIsNot(r, v) => (r, v, false),
+            _ => return None,
+        };
+        if r != cmp {
+            return None;
+        }
+        // GuardIs(true) and GuardIsNot(false) exit on false; the other two on true.
+        if v == self.k.true_ {
+            Some(!is)
+        } else if v == self.k.false_ {
+            Some(is)
+        } else {
+            None
+        }
+    }
+
+    /// A comparison and the guard on its answer, as one compare-and-branch to the guard's exit.
+    fn compare_and_branch(
+        &mut self,
+        a: Ref,
+        b: Ref,
+        op: &Op,
+        exit_when: bool,
+        snap: Option<SnapId>,
+    ) -> Result<(), IcedError> {
+        let stub = self.stub(snap);
+        self.cmp_values(a, b)?;
+        match (op, exit_when) {
+            (Op::Lt(..), true) => self.a.jl(stub),
+            (Op::Lt(..), false) => self.a.jge(stub),
+            (Op::Le(..), true) => self.a.jle(stub),
+            (Op::Le(..), false) => self.a.jg(stub),
+            (_, true) => self.a.je(stub),
+            (_, false) => self.a.jne(stub),
+        }
+    }
+
+    /// `Options::force_exits`: before an instruction that may exit, leave by its exit the first
+    /// time control gets there.
+    fn forced_exit(&mut self, inst: &crate::jit::ir::Inst, exit_point: &mut u64) -> Result<(), IcedError> {
+        if self.forced == 0 || !inst.op.may_exit() {
+            return Ok(());
+        }
+        let mut first_time = self.a.create_label();
+        let mut skip = self.a.create_label();
+        self.a.mov(rax, self.forced + *exit_point)?;
+        self.a.cmp(byte_ptr(rax), 0)?;
+        self.a.je(first_time)?;
+        self.a.jmp(skip)?;
+        self.a.set_label(&mut first_time)?;
+        self.a.mov(byte_ptr(rax), 1)?;
+        let stub = self.stub(inst.snap);
+        self.a.jmp(stub)?;
+        self.a.set_label(&mut skip)?;
+        *exit_point += 1;
+        Ok(())
     }
 
     fn emit(mut self) -> Result<CodeAssembler, IcedError> {
@@ -346,21 +426,33 @@ impl Emitter<'_> {
         self.a.mov(rbx, self.values)?;
 
         let mut exit_point = 0u64;
+        // Values read once, by the guard right after them: a comparison feeding a branch guard
+        // becomes a compare-and-branch (`fused`), with no true/false object in between.
+        let mut reads = vec![0u32; self.trace.insts.len()];
+        for inst in &self.trace.insts {
+            for r in inst.op.operands() {
+                reads[r.0 as usize] += 1;
+            }
+        }
+        for s in &self.trace.snapshots {
+            for &(_, v) in &s.entries {
+                reads[v.0 as usize] += 1;
+            }
+        }
+        let mut fused_guard = None;
         for (i, inst) in self.trace.insts.iter().enumerate() {
             let at = Ref(i as u32);
-            if self.forced != 0 && inst.op.may_exit() {
-                let mut first_time = self.a.create_label();
-                let mut skip = self.a.create_label();
-                self.a.mov(rax, self.forced + exit_point)?;
-                self.a.cmp(byte_ptr(rax), 0)?;
-                self.a.je(first_time)?;
-                self.a.jmp(skip)?;
-                self.a.set_label(&mut first_time)?;
-                self.a.mov(byte_ptr(rax), 1)?;
-                let stub = self.stub(inst.snap);
-                self.a.jmp(stub)?;
-                self.a.set_label(&mut skip)?;
-                exit_point += 1;
+            if fused_guard == Some(i) {
+                continue;
+            }
+            self.forced_exit(inst, &mut exit_point)?;
+            if let (Op::Lt(x, y) | Op::Le(x, y) | Op::Eq(x, y), Some(next)) = (inst.op, self.trace.insts.get(i + 1)) {
+                if let Some(exit_when) = self.branch_on(at, next).filter(|_| reads[i] == 1) {
+                    self.forced_exit(next, &mut exit_point)?;
+                    self.compare_and_branch(x, y, &inst.op, exit_when, next.snap)?;
+                    fused_guard = Some(i + 1);
+                    continue;
+                }
             }
             match inst.op {
                 Op::Input(slot) => {
@@ -371,11 +463,19 @@ impl Emitter<'_> {
                 Op::Const(_) => {}
                 Op::AddOv(x, y) | Op::SubOv(x, y) | Op::MulOv(x, y) => {
                     self.untag(rax, x)?;
-                    self.untag(rcx, y)?;
-                    match inst.op {
-                        Op::AddOv(..) => self.a.add(eax, ecx)?,
-                        Op::SubOv(..) => self.a.sub(eax, ecx)?,
-                        _ => self.a.imul_2(eax, ecx)?,
+                    // A constant operand is a known SmallInt: its untagged value is the immediate.
+                    match (inst.op, self.imm32(y).filter(|k| k & 1 == 1).map(|k| k >> 1)) {
+                        (Op::AddOv(..), Some(k)) => self.a.add(eax, k)?,
+                        (Op::SubOv(..), Some(k)) => self.a.sub(eax, k)?,
+                        (_, Some(k)) => self.a.imul_3(eax, eax, k)?,
+                        (op, None) => {
+                            self.untag(rcx, y)?;
+                            match op {
+                                Op::AddOv(..) => self.a.add(eax, ecx)?,
+                                Op::SubOv(..) => self.a.sub(eax, ecx)?,
+                                _ => self.a.imul_2(eax, ecx)?,
+                            }
+                        }
                     }
                     let stub = self.stub(inst.snap);
                     self.a.jo(stub)?;
