@@ -25,7 +25,7 @@ use crate::jit::ir::{IrError, Op, Ref, SnapId, Trace};
 use code_memory::CodeMemory;
 use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter};
-use regalloc::{Loc, REGS};
+use regalloc::{Home, REGS};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -152,7 +152,7 @@ struct Emitter<'t> {
     a: CodeAssembler,
     trace: &'t Trace,
     /// Every value's home (`regalloc`).
-    loc: Vec<Loc>,
+    loc: Vec<Home>,
     stubs: Vec<CodeLabel>,
     k: Constants,
     /// Base address of the force-exit flags (0: not forcing).
@@ -186,9 +186,9 @@ impl Emitter<'_> {
 
     fn place(&self, r: Ref) -> Place {
         match self.loc[r.0 as usize] {
-            Loc::Reg(k) => Place::Reg(REGS[k as usize]),
-            Loc::Const(c) => Place::Imm(c),
-            Loc::Spill | Loc::None => Place::Mem(r),
+            Home::Reg(k) => Place::Reg(REGS[k as usize]),
+            Home::Const(c) => Place::Imm(c),
+            Home::Spill | Home::None => Place::Mem(r),
         }
     }
 
@@ -214,7 +214,7 @@ impl Emitter<'_> {
     /// (then `store` puts it home).
     fn target(&self, at: Ref, scratch: AsmRegister64) -> AsmRegister64 {
         match self.loc[at.0 as usize] {
-            Loc::Reg(k) => REGS[k as usize],
+            Home::Reg(k) => REGS[k as usize],
             _ => scratch,
         }
     }
@@ -222,10 +222,10 @@ impl Emitter<'_> {
     /// Writes `reg` home as value `at` (nothing if nothing reads it).
     fn store(&mut self, at: Ref, reg: AsmRegister64) -> Result<(), IcedError> {
         match self.loc[at.0 as usize] {
-            Loc::Reg(k) if REGS[k as usize] == reg => Ok(()),
-            Loc::Reg(k) => self.a.mov(REGS[k as usize], reg),
-            Loc::Spill => self.a.mov(self.value(at), reg),
-            Loc::None | Loc::Const(_) => Ok(()),
+            Home::Reg(k) if REGS[k as usize] == reg => Ok(()),
+            Home::Reg(k) => self.a.mov(REGS[k as usize], reg),
+            Home::Spill => self.a.mov(self.value(at), reg),
+            Home::None | Home::Const(_) => Ok(()),
         }
     }
 
@@ -309,7 +309,7 @@ impl Emitter<'_> {
     /// A constant operand as a sign-extended 32-bit immediate, if it is one.
     fn imm32(&self, r: Ref) -> Option<i32> {
         match self.loc[r.0 as usize] {
-            Loc::Const(c) => i32::try_from(c as i64).ok(),
+            Home::Const(c) => i32::try_from(c as i64).ok(),
             _ => None,
         }
     }
@@ -411,7 +411,7 @@ impl Emitter<'_> {
                 Op::Phi { init, next: Some(next) } => Some((Ref(i as u32), init, next)),
                 _ => None,
             })
-            .filter(|&(phi, _, _)| self.loc[phi.0 as usize] != Loc::None)
+            .filter(|&(phi, _, _)| self.loc[phi.0 as usize] != Home::None)
             .collect();
         let mut epilogue = self.a.create_label();
         let mut loop_head = self.a.create_label();

@@ -27,7 +27,7 @@ const CALLEE_SAVED: usize = 4;
 
 /// Where a value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Loc {
+pub(super) enum Home {
     /// Defines no value, or nothing reads it.
     None,
     /// `REGS[k]`.
@@ -41,7 +41,7 @@ pub(super) enum Loc {
 
 /// The home of every value of `trace` (indexed by `Ref`). `fuel_exit` is the snapshot the loop
 /// head may exit by, if the code checks fuel there.
-pub(super) fn allocate(trace: &Trace, fuel_exit: Option<SnapId>) -> Vec<Loc> {
+pub(super) fn allocate(trace: &Trace, fuel_exit: Option<SnapId>) -> Vec<Home> {
     let n = trace.insts.len();
     let loop_at = trace.loop_start();
     // Positions: instruction i reads its operands (and may exit) at 2i and defines its value at
@@ -98,11 +98,11 @@ pub(super) fn allocate(trace: &Trace, fuel_exit: Option<SnapId>) -> Vec<Loc> {
         }
     }
 
-    let mut loc = vec![Loc::None; n];
+    let mut loc = vec![Home::None; n];
     let mut intervals = Vec::new();
     for (i, inst) in trace.insts.iter().enumerate() {
         match (inst.op, last[i]) {
-            (Op::Const(v), _) => loc[i] = Loc::Const(v.raw()),
+            (Op::Const(v), _) => loc[i] = Home::Const(v.raw()),
             (op, Some(end)) if op.has_value() => intervals.push((start[i], end, i)),
             _ => {}
         }
@@ -133,12 +133,12 @@ pub(super) fn allocate(trace: &Trace, fuel_exit: Option<SnapId>) -> Vec<Loc> {
         });
         let allowed = if crosses_call(s, e) { CALLEE_SAVED..REGS.len() } else { 0..REGS.len() };
         let hinted = hint[v].and_then(|h| match loc[h] {
-            Loc::Reg(k) if allowed.contains(&(k as usize)) && free[k as usize] => Some(k as usize),
+            Home::Reg(k) if allowed.contains(&(k as usize)) && free[k as usize] => Some(k as usize),
             _ => None,
         });
         if let Some(reg) = hinted.or_else(|| allowed.clone().find(|&k| free[k])) {
             free[reg] = false;
-            loc[v] = Loc::Reg(reg as u8);
+            loc[v] = Home::Reg(reg as u8);
             active.push((e, v, reg));
             continue;
         }
@@ -152,11 +152,11 @@ pub(super) fn allocate(trace: &Trace, fuel_exit: Option<SnapId>) -> Vec<Loc> {
             .map(|(k, &a)| (k, a));
         match victim {
             Some((k, (end, other, reg))) if end > e => {
-                loc[other] = Loc::Spill;
-                loc[v] = Loc::Reg(reg as u8);
+                loc[other] = Home::Spill;
+                loc[v] = Home::Reg(reg as u8);
                 active[k] = (e, v, reg);
             }
-            _ => loc[v] = Loc::Spill,
+            _ => loc[v] = Home::Spill,
         }
     }
     loc
@@ -168,7 +168,7 @@ mod tests {
     use crate::heap::Value;
     use crate::jit::ir::Trace;
 
-    fn regs_of(loc: &[Loc], refs: &[Ref]) -> Vec<Loc> {
+    fn regs_of(loc: &[Home], refs: &[Ref]) -> Vec<Home> {
         refs.iter().map(|r| loc[r.0 as usize]).collect()
     }
 
@@ -183,9 +183,9 @@ mod tests {
         let done = t.snapshot(vec![(1, c)]);
         t.push(Op::Exit, Some(done));
         let loc = allocate(&t, None);
-        assert_eq!(loc[one.0 as usize], Loc::Const(Value::from_int(1).raw()));
+        assert_eq!(loc[one.0 as usize], Home::Const(Value::from_int(1).raw()));
         // a dies where b is defined, b where c is: one register serves all three.
-        assert_eq!(regs_of(&loc, &[a, b, c]), vec![Loc::Reg(0); 3]);
+        assert_eq!(regs_of(&loc, &[a, b, c]), vec![Home::Reg(0); 3]);
     }
 
     #[test]
@@ -219,8 +219,8 @@ mod tests {
         let done = t.snapshot(vec![(0, a), (1, x)]);
         t.push(Op::Exit, Some(done));
         let loc = allocate(&t, None);
-        assert!(matches!(loc[a.0 as usize], Loc::Reg(k) if k as usize >= CALLEE_SAVED));
-        assert_eq!(loc[b.0 as usize], Loc::Reg(0), "b is only an argument: any register");
+        assert!(matches!(loc[a.0 as usize], Home::Reg(k) if k as usize >= CALLEE_SAVED));
+        assert_eq!(loc[b.0 as usize], Home::Reg(0), "b is only an argument: any register");
     }
 
     #[test]
@@ -256,12 +256,12 @@ mod tests {
         let done = t.snapshot(vec![(0, acc), (0, x)]);
         t.push(Op::Exit, Some(done));
         let loc = allocate(&t, None);
-        assert_eq!(loc[x.0 as usize], Loc::Spill, "x lives to the end: the first to spill");
-        let spilled = vals.iter().filter(|v| loc[v.0 as usize] == Loc::Spill).count();
+        assert_eq!(loc[x.0 as usize], Home::Spill, "x lives to the end: the first to spill");
+        let spilled = vals.iter().filter(|v| loc[v.0 as usize] == Home::Spill).count();
         assert!(spilled >= 4, "13 values live at once, 8 registers");
-        let mut live_regs: Vec<Loc> = vals.iter().map(|v| loc[v.0 as usize]).filter(|l| *l != Loc::Spill).collect();
+        let mut live_regs: Vec<Home> = vals.iter().map(|v| loc[v.0 as usize]).filter(|l| *l != Home::Spill).collect();
         live_regs.sort_by_key(|l| format!("{l:?}"));
         live_regs.dedup();
-        assert_eq!(live_regs.len(), vals.iter().filter(|v| loc[v.0 as usize] != Loc::Spill).count());
+        assert_eq!(live_regs.len(), vals.iter().filter(|v| loc[v.0 as usize] != Home::Spill).count());
     }
 }
