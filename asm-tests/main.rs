@@ -83,9 +83,20 @@ fn comparisons_answer_true_or_false() {
     }
 }
 
+/// Which exits of `compare_then_guard` write the comparison's answer to slot 2.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    Unread,
+    /// The guard's own exit (as the interpreter's stack holds it at a branch): the backend fuses
+    /// the two and writes the answer on the way out.
+    ReadByGuardExit,
+    /// The other exit: the backend must compute it.
+    ReadAfter,
+}
+
 /// `x op y` (y an input, or the constant `k`), then a guard on its answer: exit s0 if the guard
-/// fails, else s1. With `keep`, s1 also writes the answer, so the backend cannot fuse the two.
-fn compare_then_guard(op: fn(Ref, Ref) -> Op, guard: fn(Ref) -> Op, k: Option<i32>, keep: bool) -> Trace {
+/// fails, else s1.
+fn compare_then_guard(op: fn(Ref, Ref) -> Op, guard: fn(Ref) -> Op, k: Option<i32>, answer: Answer) -> Trace {
     let mut t = Trace::new(3);
     let x = t.push(Op::Input(0), None);
     let y = match k {
@@ -93,9 +104,9 @@ fn compare_then_guard(op: fn(Ref, Ref) -> Op, guard: fn(Ref) -> Op, k: Option<i3
         None => t.push(Op::Input(1), None),
     };
     let c = t.push(op(x, y), None);
-    let fail = t.snapshot(vec![]);
+    let fail = t.snapshot(if answer == Answer::ReadByGuardExit { vec![(2, c)] } else { vec![] });
     t.push(guard(c), Some(fail));
-    let pass = t.snapshot(if keep { vec![(2, c)] } else { vec![] });
+    let pass = t.snapshot(if answer == Answer::ReadAfter { vec![(2, c)] } else { vec![] });
     t.push(Op::Exit, Some(pass));
     t
 }
@@ -114,14 +125,19 @@ fn a_guard_on_a_comparison_branches_on_the_comparison() {
     let pairs = [(1, 2), (2, 1), (3, 3), (-5, 4), (i32::MIN, i32::MAX), (i32::MAX, i32::MIN), (0, -1)];
     for (op, holds) in ops {
         for (guard, passes) in guards {
-            for keep in [false, true] {
-                let by_input = compile(&compare_then_guard(op, guard, None, keep), K).expect("compiles");
+            for answer in [Answer::Unread, Answer::ReadByGuardExit, Answer::ReadAfter] {
+                let by_input = compile(&compare_then_guard(op, guard, None, answer), K).expect("compiles");
                 for (x, y) in pairs {
-                    let by_const = compile(&compare_then_guard(op, guard, Some(y), keep), K).expect("compiles");
+                    let by_const = compile(&compare_then_guard(op, guard, Some(y), answer), K).expect("compiles");
                     let want = if passes(holds(x, y)) { 1 } else { 0 };
+                    let written = match (answer, want) {
+                        (Answer::ReadByGuardExit, 0) | (Answer::ReadAfter, 1) => K.of(holds(x, y)).raw(),
+                        _ => 0,
+                    };
                     for code in [&by_input, &by_const] {
-                        let exit = run(code, &mut [int(x), int(y), 0]).expect("runs").0;
-                        assert_eq!(exit, want, "x={x} y={y} keep={keep}");
+                        let mut frame = [int(x), int(y), 0];
+                        let exit = run(code, &mut frame).expect("runs").0;
+                        assert_eq!((exit, frame[2]), (want, written), "x={x} y={y} {answer:?}");
                     }
                 }
             }

@@ -20,7 +20,7 @@
 mod code_memory;
 mod regalloc;
 
-use crate::heap::{BODY_OFFSET, FLAGS_OFFSET, KIND_OFFSET, LEN_OFFSET};
+use crate::heap::{Value, BODY_OFFSET, FLAGS_OFFSET, KIND_OFFSET, LEN_OFFSET};
 use crate::jit::ir::{IrError, Op, Ref, SnapId, Trace};
 use code_memory::CodeMemory;
 use iced_x86::code_asm::*;
@@ -366,9 +366,8 @@ impl Emitter<'_> {
         b: Ref,
         op: &Op,
         exit_when: bool,
-        snap: Option<SnapId>,
+        stub: CodeLabel,
     ) -> Result<(), IcedError> {
-        let stub = self.stub(snap);
         self.cmp_values(a, b)?;
         match (op, exit_when) {
             (Op::Lt(..), true) => self.a.jl(stub),
@@ -428,17 +427,27 @@ impl Emitter<'_> {
         let mut exit_point = 0u64;
         // Values read once, by the guard right after them: a comparison feeding a branch guard
         // becomes a compare-and-branch (`fused`), with no true/false object in between.
+        let mut exits_by = vec![0u32; self.trace.snapshots.len()];
+        for s in self.trace.insts.iter().filter_map(|i| i.snap) {
+            exits_by[s.0 as usize] += 1;
+        }
+        if let Some(s) = self.fuel_exit.filter(|_| self.fuel != 0) {
+            exits_by[s.0 as usize] += 1;
+        }
         let mut reads = vec![0u32; self.trace.insts.len()];
         for inst in &self.trace.insts {
             for r in inst.op.operands() {
                 reads[r.0 as usize] += 1;
             }
         }
-        for s in &self.trace.snapshots {
-            for &(_, v) in &s.entries {
+        for (_, snap) in self.trace.snapshots.iter().enumerate().filter(|&(s, _)| exits_by[s] > 0) {
+            for &(_, v) in &snap.entries {
                 reads[v.0 as usize] += 1;
             }
         }
+        // Trampolines of fused guards whose exit reads the comparison's answer: (label, the
+        // comparison, its answer when the guard exits, the snapshot's stub).
+        let mut trampolines: Vec<(CodeLabel, Ref, Value, CodeLabel)> = Vec::new();
         let mut fused_guard = None;
         for (i, inst) in self.trace.insts.iter().enumerate() {
             let at = Ref(i as u32);
@@ -447,9 +456,24 @@ impl Emitter<'_> {
             }
             self.forced_exit(inst, &mut exit_point)?;
             if let (Op::Lt(x, y) | Op::Le(x, y) | Op::Eq(x, y), Some(next)) = (inst.op, self.trace.insts.get(i + 1)) {
-                if let Some(exit_when) = self.branch_on(at, next).filter(|_| reads[i] == 1) {
+                // The guard's own exit may read the answer too (the interpreter's stack holds it
+                // at the branch): when that exit is the guard's alone, the answer there is known
+                // (the one the guard exits on), and a trampoline puts it home on the way out.
+                let own = next.snap.filter(|s| exits_by[s.0 as usize] == 1 && self.forced == 0).map_or(0, |s| {
+                    self.trace.snapshots[s.0 as usize].entries.iter().filter(|&&(_, v)| v == at).count() as u32
+                });
+                if let Some(exit_when) = self.branch_on(at, next).filter(|_| reads[i] == 1 + own) {
                     self.forced_exit(next, &mut exit_point)?;
-                    self.compare_and_branch(x, y, &inst.op, exit_when, next.snap)?;
+                    let stub = self.stub(next.snap);
+                    let target = if own > 0 {
+                        let label = self.a.create_label();
+                        let answer = if exit_when { self.k.true_ } else { self.k.false_ };
+                        trampolines.push((label, at, answer, stub));
+                        label
+                    } else {
+                        stub
+                    };
+                    self.compare_and_branch(x, y, &inst.op, exit_when, target)?;
                     fused_guard = Some(i + 1);
                     continue;
                 }
@@ -644,6 +668,18 @@ impl Emitter<'_> {
             let moves = phis.iter().map(|&(phi, _, next)| (self.place(phi), self.place(next))).collect();
             self.parallel_move(moves)?;
             self.a.jmp(loop_head)?;
+        }
+
+        for (mut label, cmp, answer, stub) in trampolines {
+            self.a.set_label(&mut label)?;
+            match self.place(cmp) {
+                Place::Reg(reg) => self.a.mov(reg, answer.raw())?,
+                _ => {
+                    self.a.mov(rcx, answer.raw())?;
+                    self.a.mov(self.value(cmp), rcx)?;
+                }
+            }
+            self.a.jmp(stub)?;
         }
 
         // Exit stubs: store the snapshot's register-held values into the value area and answer
