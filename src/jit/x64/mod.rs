@@ -427,6 +427,7 @@ impl Emitter<'_> {
         let mut exit_point = 0u64;
         // Values read once, by the guard right after them: a comparison feeding a branch guard
         // becomes a compare-and-branch (`fused`), with no true/false object in between.
+        // How many exit points leave by each snapshot (only those get stubs).
         let mut exits_by = vec![0u32; self.trace.snapshots.len()];
         for s in self.trace.insts.iter().filter_map(|i| i.snap) {
             exits_by[s.0 as usize] += 1;
@@ -685,16 +686,7 @@ impl Emitter<'_> {
         // Exit stubs: store the snapshot's register-held values into the value area and answer
         // its number (`CompiledTrace::run` copies its values). Only for the snapshots something
         // exits by (the optimizer leaves many unused).
-        let mut used = vec![false; self.trace.snapshots.len()];
-        for i in &self.trace.insts {
-            if let Some(s) = i.snap {
-                used[s.0 as usize] = true;
-            }
-        }
-        if let Some(s) = self.fuel_exit.filter(|_| self.fuel != 0) {
-            used[s.0 as usize] = true;
-        }
-        for (s, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+        for (s, _) in exits_by.iter().enumerate().filter(|(_, &n)| n > 0) {
             let mut label = self.stubs[s];
             self.a.set_label(&mut label)?;
             let mut held: Vec<Ref> = self.trace.snapshots[s].entries.iter().map(|&(_, v)| v).collect();
