@@ -562,6 +562,20 @@ impl Recorder {
 
     // ----- recording --------------------------------------------------------------------------
 
+    /// The current frame's receiver as an IR value, guarded to be a pointer object with
+    /// instance variable `n` (opcodes 1 and 6).
+    fn receiver_with_slot(&mut self, vm: &Vm, n: usize) -> Result<Ref, Abort> {
+        let rcv = self.load_elem(self.top_args(), 0)?;
+        let r = self.ir(rcv, "instance variable of a virtual object")?;
+        let c = vm.regs.args.get(0).unwrap_or(vm.k.nil);
+        if c.slot_checked(n).is_none() {
+            return abort("no such instance variable");
+        }
+        self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
+        self.guard(Op::GuardLen(r, n as u32))?;
+        Ok(r)
+    }
+
     /// Records the bytecode the interpreter is about to execute.
     pub fn observe(&mut self, vm: &mut Vm) -> Result<Step, Abort> {
         let (ctx_now, ip, sp, method) = (vm.regs.ctx, vm.regs.ip, vm.regs.sp, vm.regs.method);
@@ -597,14 +611,7 @@ impl Recorder {
         let n = d.n as usize;
         match d.op {
             1 => {
-                let rcv = self.load_elem(self.top_args(), 0)?;
-                let r = self.ir(rcv, "instance variable of a virtual object")?;
-                let c = vm.regs.args.get(0).unwrap_or(vm.k.nil);
-                if c.slot_checked(n).is_none() {
-                    return abort("no such instance variable");
-                }
-                self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
-                self.guard(Op::GuardLen(r, n as u32))?;
+                let r = self.receiver_with_slot(vm, n)?;
                 let v = self.emit(Op::LoadSlot(r, n as u32));
                 self.push(Sym::Ir(v));
             }
@@ -635,14 +642,7 @@ impl Recorder {
             6 => {
                 let Some(&v) = self.top().stack.last() else { return abort("stack underflow") };
                 let v = self.ir(v, "stored into an instance variable")?;
-                let rcv = self.load_elem(self.top_args(), 0)?;
-                let r = self.ir(rcv, "instance variable of a virtual object")?;
-                let c = vm.regs.args.get(0).unwrap_or(vm.k.nil);
-                if c.slot_checked(n).is_none() {
-                    return abort("no such instance variable");
-                }
-                self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
-                self.guard(Op::GuardLen(r, n as u32))?;
+                let r = self.receiver_with_slot(vm, n)?;
                 self.guard(Op::GuardUnwatched(r))?;
                 self.emit(Op::StoreSlot(r, n as u32, v));
             }
