@@ -645,3 +645,50 @@ fn guard_ne_exits_exactly_when_both_are_the_same_value() {
         }
     }
 }
+
+#[test]
+fn load_byte_reads_the_one_based_byte_as_a_small_int() {
+    let (mut heap, class) = heap();
+    let data: Vec<u8> = vec![0, 1, 127, 128, 200, 255];
+    let obj = heap.alloc_bytes_from(class, &data);
+    let mut t = Trace::new(3);
+    let o = t.push(Op::Input(0), None);
+    let i = t.push(Op::Input(1), None);
+    let b = t.push(Op::LoadByte(o, i), None);
+    let done = t.snapshot(vec![(2, b)]);
+    t.push(Op::Exit, Some(done));
+    let code = compile(&t, K).unwrap();
+    for (index, &want) in data.iter().enumerate() {
+        let mut frame = [obj.raw(), int(index as i32 + 1), UNTOUCHED];
+        assert_eq!(run(&code, &mut frame).unwrap(), SnapId(0));
+        assert_eq!(frame[2], int(want as i32), "byte {}", index + 1);
+    }
+}
+
+#[test]
+fn store_byte_writes_the_low_eight_bits_at_the_one_based_index_only() {
+    let (mut heap, class) = heap();
+    let before = heap.alloc_bytes_from(class, &[0xaa; 8]);
+    let obj = heap.alloc_bytes_from(class, &[7; 5]);
+    let after = heap.alloc_bytes_from(class, &[0x55; 8]);
+    let mut t = Trace::new(3);
+    let o = t.push(Op::Input(0), None);
+    let i = t.push(Op::Input(1), None);
+    let v = t.push(Op::Input(2), None);
+    t.push(Op::StoreByte(o, i, v), None);
+    let done = t.snapshot(vec![]);
+    t.push(Op::Exit, Some(done));
+    let code = compile(&t, K).unwrap();
+    let mut expect = obj.bytes().to_vec();
+    // Primitive 22 stores `value as u8`: the low 8 bits of the 32-bit SmallInt.
+    for index in 1..=obj.len() {
+        for v in [0, 1, 127, 128, 255, 256, 300, -1, -200, i32::MIN, i32::MAX] {
+            let mut frame = [obj.raw(), int(index as i32), int(v)];
+            assert_eq!(run(&code, &mut frame).unwrap(), SnapId(0));
+            expect[index - 1] = v as u8;
+            assert_eq!(obj.bytes(), &expect[..], "after storing {v} at {index}");
+        }
+    }
+    assert_eq!(before.bytes(), &[0xaa; 8]);
+    assert_eq!(after.bytes(), &[0x55; 8]);
+}

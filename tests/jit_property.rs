@@ -341,6 +341,57 @@ EVAL Transcript show: (JitFlt blanks: 50) printString
 /// `whileTrue:` loops that write and read an Array with `at:put:` and `at:`; then values of other
 /// classes in the Array under a trace recorded for SmallInts; then an index past the end, which
 /// must leave the loop with the interpreter's error and backtrace.
+/// Byte loads and stores (primitives 21 and 22) on traces: a fill, a sum, an in-place reverse
+/// (loads and stores of one ByteArray at two moving indices), a read-modify-write of one byte per
+/// iteration (the loop must not reuse the byte it loaded an iteration ago), and an index error.
+#[test]
+fn byte_array_loops_with_at_put_and_at() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitBytes' variables: '' classVariables: '')
+META JitBytes
+fill: n
+  | b i |
+  b <- ByteArray new: n.
+  i <- 1.
+  [i <= n] whileTrue: [b at: i put: (i * 7 rem: 256). i <- i + 1].
+  ^ b
+!
+META JitBytes
+sum: b upTo: n
+  | i s |
+  i <- 1. s <- 0.
+  [i <= n] whileTrue: [s <- s + (b at: i). i <- i + 1].
+  ^ s
+!
+META JitBytes
+reverse: b
+  | i j t |
+  i <- 1. j <- b size.
+  [i < j] whileTrue: [t <- b at: i. b at: i put: (b at: j). b at: j put: t. i <- i + 1. j <- j - 1].
+  ^ b
+!
+META JitBytes
+bump: b times: n
+  | i k |
+  i <- 0.
+  [i < n] whileTrue: [k <- i rem: b size. b at: k + 1 put: ((b at: k + 1) + 1 rem: 256). i <- i + 1].
+  ^ b
+!
+EVAL Transcript show: (JitBytes sum: (JitBytes fill: 40) upTo: 40) printString
+EVAL Transcript show: (JitBytes reverse: (JitBytes fill: 9)) printString
+EVAL Transcript show: (JitBytes bump: (ByteArray new: 3) times: 1000) printString
+EVAL Transcript show: ([:b | JitBytes reverse: b. JitBytes sum: b upTo: 40] value: (JitBytes fill: 40)) printString
+EVAL Transcript show: (JitBytes sum: (JitBytes fill: 40) upTo: 41) printString
+EVAL Transcript show: 'not reached'
+";
+    // Σ 7i mod 256 for i ≤ 40 = 5740 − 4×256; 1000 increments over 3 bytes: 334, 333, 333 mod 256.
+    let outcomes = check_files(
+        &[("prog.st", program)],
+        "4716\n#(63 56 49 42 35 28 21 14 7 )\n#(78 77 77 )\n4716\n",
+        "out of range index",
+    );
+    assert!(outcomes[0].end.contains("sum:upTo:"), "{}", outcomes[0].end);
+}
+
 #[test]
 fn array_loops_with_at_put_and_at() {
     let program = "EVAL Class addNewClass: (Object subclass: 'JitArr' variables: '' classVariables: '')

@@ -324,8 +324,8 @@ impl Vm {
     }
 
     /// What distinguishes runs of one loop header that want different traces: the blocks the
-    /// active context was given (their method and body; `to:do:`, `do:` and friends run one
-    /// header for many blocks) and the classes of its other arguments.
+    /// active context was given (their method, body and home receiver's class; `to:do:`, `do:`
+    /// and friends run one header for many blocks) and the classes of its other arguments.
     fn entry_key(&self) -> u64 {
         let args = self.regs.args;
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -340,6 +340,12 @@ impl Vm {
             if cls == self.k.block && v.len() >= crate::interp::ctx::BLOCK_SIZE {
                 mix(v.slot(crate::interp::ctx::METHOD).raw());
                 mix(v.slot(crate::interp::ctx::OLD_BYTE_POINTER).raw());
+                // The block's body is specialised on its home receiver's class too (`do:` runs
+                // one block for Arrays, Strings and ByteArrays).
+                let home_args = v.slot(crate::interp::ctx::ARGUMENTS);
+                if home_args.is_pointers() && !home_args.is_empty() {
+                    mix(self.class_of(home_args.slot(0)).raw());
+                }
             }
         }
         h

@@ -1,7 +1,7 @@
 //! Generated Smalltalk programs for differential tests: arithmetic near the 32-bit edges
 //! (overflowing into LargePositive/LargeNegative), inlined and real loops, conditionals,
 //! monomorphic, polymorphic and super sends, closures over method temporaries, non-local returns
-//! from blocks, Array reads and writes, and objects allocated in loops (`new`, `Array new:`). Every program terminates (loop bounds are small
+//! from blocks, Array and ByteArray reads and writes, and objects allocated in loops (`new`, `Array new:`). Every program terminates (loop bounds are small
 //! constants) and prints its intermediate values, so two executions can be compared by output.
 
 use proptest::prelude::*;
@@ -38,6 +38,7 @@ pub fn expr() -> impl Strategy<Value = String> {
             prop_oneof![Just("a"), Just("b"), Just("i")].prop_map(|v| format!("({v} rem: 7)")),
             inner.clone().prop_map(|x| format!("((GenCell new v: {x}) v)")),
             (0usize..6).prop_map(|k| format!("((Array new: {k}) size)")),
+            (1usize..5).prop_map(|k| format!("(bytes at: {k})")),
         ]
     })
 }
@@ -80,6 +81,10 @@ fn statement_text() -> impl Strategy<Value = String> {
         (0usize..12, expr()).prop_map(|(k, e)| format!(
             "i <- 0. [i < {k}] whileTrue: [cell <- GenCell new v: cell v + {e}. i <- i + 1]."
         )),
+        (1usize..5, expr()).prop_map(|(k, e)| format!("bytes at: {k} put: ({e} rem: 256) abs.")),
+        (0usize..12, expr()).prop_map(|(k, e)| format!(
+            "1 to: {k} do: [:j | bytes at: (j rem: 4) + 1 put: ((bytes at: (j + 1 rem: 4) + 1) + {e} rem: 256) abs]."
+        )),
         (0usize..12, prop_oneof![Just("GenP"), Just("GenQ"), Just("GenR")])
             .prop_map(|(k, c)| format!("1 to: {k} do: [:j | objs at: (j rem: 3) + 1 put: {c} new].")),
     ]
@@ -94,7 +99,7 @@ pub fn program() -> impl Strategy<Value = String> {
             body.iter().enumerate().map(|(k, st)| format!("METHOD GenP\nstep{k}\n  {st}\n!\n")).collect();
         let calls: String = (0..body.len()).map(|k| format!("self step{k}. ")).collect();
         format!(
-            "EVAL Class addNewClass: (Object subclass: 'GenP' variables: 'a b i p q r arr objs cell' classVariables: 'k')
+            "EVAL Class addNewClass: (Object subclass: 'GenP' variables: 'a b i p q r arr objs cell bytes' classVariables: 'k')
 EVAL Class addNewClass: (Object subclass: 'GenCell' variables: 'v' classVariables: '')
 EVAL Class addNewClass: (GenP subclass: 'GenQ' variables: '' classVariables: '')
 EVAL Class addNewClass: (GenP subclass: 'GenR' variables: '' classVariables: '')
@@ -129,14 +134,16 @@ init
   p <- GenP new. q <- GenQ new. r <- GenR new.
   arr <- Array new: 3. arr at: 1 put: 0. arr at: 2 put: 0. arr at: 3 put: 0.
   objs <- Array new: 3. objs at: 1 put: p. objs at: 2 put: q. objs at: 3 put: r.
-  cell <- GenCell new v: 0
+  cell <- GenCell new v: 0.
+  bytes <- ByteArray new: 4
 !
 {steps}METHOD GenP
 run
   self init. {calls}
   Transcript show: a printString.
   Transcript show: b printString.
-  Transcript show: cell v printString
+  Transcript show: cell v printString.
+  Transcript show: bytes printString
 !
 EVAL GenP new run
 "

@@ -159,6 +159,9 @@ pub enum Op {
     StoreElem(Ref, Ref, Ref),
     /// Byte `index` (1-based, checked by `GuardIndex`) of a byte object, as a SmallInt 0..=255.
     LoadByte(Ref, Ref),
+    /// Stores the low 8 bits of the SmallInt value as byte `index` (1-based, checked by
+    /// `GuardIndex`) of a byte object: primitive 22.
+    StoreByte(Ref, Ref, Ref),
     /// A new pointer object of the class with `len` (a SmallInt) nil slots: primitive 7. Exits,
     /// before allocating, when the length is not a SmallInt in `0..=MAX_NEW_SLOTS` or the heap
     /// wants a collection (compiled code never collects; the interpreter does, at its next
@@ -210,9 +213,15 @@ impl Op {
         )
     }
 
+    /// True for the stores into objects: the only instructions besides exits whose effects the
+    /// interpreter sees.
+    pub fn is_store(&self) -> bool {
+        matches!(self, Op::StoreSlot(..) | Op::StoreElem(..) | Op::StoreByte(..))
+    }
+
     /// True for instructions that define a value others may use.
     pub fn has_value(&self) -> bool {
-        !(self.is_guard() || matches!(self, Op::StoreSlot(..) | Op::StoreElem(..) | Op::Loop | Op::Exit))
+        !(self.is_guard() || self.is_store() || matches!(self, Op::Loop | Op::Exit))
     }
 
     /// The same operation reading `f(r)` instead of each value `r` (a phi's `next` included).
@@ -233,6 +242,7 @@ impl Op {
             Op::New(n, c) => Op::New(f(n), c),
             Op::Call(h, a, b, c) => Op::Call(h, f(a), f(b), f(c)),
             Op::StoreElem(a, i, v) => Op::StoreElem(f(a), f(i), f(v)),
+            Op::StoreByte(a, i, v) => Op::StoreByte(f(a), f(i), f(v)),
             Op::Lt(a, b) => Op::Lt(f(a), f(b)),
             Op::Le(a, b) => Op::Le(f(a), f(b)),
             Op::Eq(a, b) => Op::Eq(f(a), f(b)),
@@ -264,7 +274,7 @@ impl Op {
             | Op::GuardNe(a, b)
             | Op::LoadElem(a, b)
             | Op::LoadByte(a, b) => vec![a, b],
-            Op::StoreElem(a, b, c) | Op::Call(_, a, b, c) => vec![a, b, c],
+            Op::StoreElem(a, b, c) | Op::StoreByte(a, b, c) | Op::Call(_, a, b, c) => vec![a, b, c],
             Op::GuardKind(a, _) | Op::GuardLen(a, _) | Op::GuardUnwatched(a) => vec![a],
             Op::GuardInt(a)
             | Op::GuardClass(a, _)
@@ -464,6 +474,7 @@ impl fmt::Display for Trace {
                 Op::New(n, c) => format!("new {} {}", r(n), value_text(c)),
                 Op::Call(h, a, b, c) => format!("call {} {} {} {}", h.name(), r(a), r(b), r(c)),
                 Op::StoreElem(a, i, v) => format!("store.elem {} {} {}", r(a), r(i), r(v)),
+                Op::StoreByte(a, i, v) => format!("store.byte {} {} {}", r(a), r(i), r(v)),
                 Op::Lt(a, b) => format!("lt {} {}", r(a), r(b)),
                 Op::Le(a, b) => format!("le {} {}", r(a), r(b)),
                 Op::Eq(a, b) => format!("eq {} {}", r(a), r(b)),
@@ -589,6 +600,7 @@ impl Trace {
                     Op::Call(h, r(1)?, r(2)?, r(3)?)
                 }
                 "store.elem" => Op::StoreElem(r(0)?, r(1)?, r(2)?),
+                "store.byte" => Op::StoreByte(r(0)?, r(1)?, r(2)?),
                 "lt" => Op::Lt(r(0)?, r(1)?),
                 "le" => Op::Le(r(0)?, r(1)?),
                 "eq" => Op::Eq(r(0)?, r(1)?),

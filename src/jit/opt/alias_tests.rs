@@ -275,3 +275,109 @@ fn a_guard_ne_in_the_loop_never_exits_by_the_preambles_last_snapshot() {
         }
     }
 }
+
+#[test]
+fn a_byte_store_forgets_the_byte_loads_it_may_alias_and_keeps_the_rest() {
+    // o (0) and p (1) are of different classes; q (3) may be o; index 2 ≠ index 3.
+    check(
+        "slots 8
+         0000 input 0
+         0001 input 1
+         0002 input 2
+         0003 input 3
+         0004 guard.class 0000 @1000 -> s0
+         0005 guard.class 0001 @2000 -> s0
+         0006 const #2
+         0007 const #3
+         0008 load.byte 0000 0006
+         0009 load.byte 0000 0007
+         0010 load.byte 0001 0006
+         0011 load.byte 0003 0006
+         0012 store.byte 0000 0006 0002
+         0013 load.byte 0000 0006
+         0014 load.byte 0000 0007
+         0015 load.byte 0001 0006
+         0016 load.byte 0003 0006
+         0017 exit -> s1
+         s0:
+         s1: [0]=0008 [1]=0009 [2]=0010 [3]=0011 [4]=0013 [5]=0014 [6]=0015 [7]=0016",
+        "slots 8
+         0000 input 0
+         0001 input 1
+         0002 input 2
+         0003 input 3
+         0004 guard.class 0000 @1000 -> s0
+         0005 guard.class 0001 @2000 -> s0
+         0006 const #2
+         0007 const #3
+         0008 load.byte 0000 0006
+         0009 load.byte 0000 0007
+         0010 load.byte 0001 0006
+         0011 load.byte 0003 0006
+         0012 store.byte 0000 0006 0002
+         0013 load.byte 0000 0006
+         0014 load.byte 0003 0006
+         0015 exit -> s1
+         s0:
+         s1: [0]=0008 [1]=0009 [2]=0010 [3]=0011 [4]=0013 [5]=0009 [6]=0010 [7]=0014",
+    );
+}
+
+#[test]
+fn a_byte_store_at_an_unknown_index_forgets_that_objects_bytes_and_no_slot_or_element() {
+    // Byte stores write only bytes: slot and element loads of any object stay.
+    check(
+        "slots 4
+         0000 input 0
+         0001 input 1
+         0002 input 2
+         0003 input 3
+         0004 const #1
+         0005 load.byte 0000 0004
+         0006 load.slot 0003 0
+         0007 load.elem 0003 0004
+         0008 store.byte 0000 0001 0002
+         0009 load.byte 0000 0004
+         0010 load.slot 0003 0
+         0011 load.elem 0003 0004
+         0012 exit -> s1
+         s0:
+         s1: [0]=0005 [1]=0009 [2]=0010 [3]=0011",
+        "slots 4
+         0000 input 0
+         0001 input 1
+         0002 input 2
+         0003 input 3
+         0004 const #1
+         0005 load.byte 0000 0004
+         0006 load.slot 0003 0
+         0007 load.elem 0003 0004
+         0008 store.byte 0000 0001 0002
+         0009 load.byte 0000 0004
+         0010 exit -> s1
+         s0:
+         s1: [0]=0005 [1]=0009 [2]=0006 [3]=0007",
+    );
+}
+
+#[test]
+fn a_peeled_loop_reloads_a_byte_its_body_stores() {
+    // Each iteration increments byte 1: the loop may not reuse the preamble's load.
+    let t = Trace::parse(
+        "slots 1
+         0000 input 0
+         0001 loop
+         0002 const #1
+         0003 load.byte 0000 0002
+         0004 add.ov 0003 0002 -> s0
+         0005 store.byte 0000 0002 0004
+         s0: [0]=0000",
+    )
+    .expect("parses");
+    t.verify().expect("verifies");
+    let got = optimize(&t, B);
+    got.verify().expect("output verifies");
+    let after_loop = got.to_string().split_once("loop").expect("a loop").1.to_string();
+    assert_eq!(after_loop.matches("load.byte").count(), 1, "the loop loads the byte each time:\n{got}");
+    assert_eq!(after_loop.matches("store.byte").count(), 1, "{got}");
+}

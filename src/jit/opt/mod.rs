@@ -94,6 +94,8 @@ struct Forward<'t> {
     loads: HashMap<(Ref, u32), Ref>,
     /// Element loads (object, index) until the next store that may alias them.
     elems: HashMap<(Ref, Ref), Ref>,
+    /// Byte loads (object, index) until the next byte store that may alias them.
+    bytes: HashMap<(Ref, Ref), Ref>,
     /// Facts from passed guards: kinds, slot counts (more than k), indices in range, unwatched.
     kinds: HashMap<Ref, u8>,
     lens: HashMap<Ref, u32>,
@@ -127,6 +129,7 @@ impl<'t> Forward<'t> {
             pure: HashMap::new(),
             loads: HashMap::new(),
             elems: HashMap::new(),
+            bytes: HashMap::new(),
             kinds: HashMap::new(),
             lens: HashMap::new(),
             indices: HashSet::new(),
@@ -195,7 +198,7 @@ impl<'t> Forward<'t> {
             self.last_snap = snap;
         }
         let value = self.emit(op, snap);
-        if matches!(op, Op::StoreSlot(..) | Op::StoreElem(..) | Op::Loop) {
+        if op.is_store() || op == Op::Loop {
             self.last_snap = None;
         }
         value
@@ -264,12 +267,38 @@ impl<'t> Forward<'t> {
                     })
                 }
                 Op::LoadByte(o, i) => {
-                    // Byte objects are written only by primitives the trace does not inline (22),
-                    // so a byte load is pure within a trace.
                     let (o, i) = (self.m(o), self.m(i));
-                    let r = self.pure(Op::LoadByte(o, i), None);
-                    self.ints.insert(r);
-                    Some(r)
+                    Some(match self.bytes.get(&(o, i)) {
+                        Some(&r) => r,
+                        None => {
+                            let r = self.out.push(Op::LoadByte(o, i), None);
+                            self.bytes.insert((o, i), r);
+                            self.ints.insert(r);
+                            r
+                        }
+                    })
+                }
+                Op::StoreByte(o, i, v) => {
+                    // Only byte stores change bytes. The stored value is not forwarded (the load
+                    // answers its low 8 bits), and no `GuardNe` is spent on byte objects.
+                    let (o, i, v) = (self.m(o), self.m(i), self.m(v));
+                    let index = |r: Ref| self.int_const(r);
+                    let kept: Vec<(Ref, Ref)> = self
+                        .bytes
+                        .keys()
+                        .copied()
+                        .filter(|&(p, j)| {
+                            let other_index = j != i && matches!((index(i), index(j)), (Some(x), Some(y)) if x != y);
+                            if p == o {
+                                other_index
+                            } else {
+                                self.known_distinct(o, p) || other_index
+                            }
+                        })
+                        .collect();
+                    self.bytes.retain(|k, _| kept.contains(k));
+                    self.out.push(Op::StoreByte(o, i, v), None);
+                    None
                 }
                 Op::StoreElem(o, i, v) => {
                     let (o, i, v) = (self.m(o), self.m(i), self.m(v));
@@ -378,6 +407,7 @@ impl<'t> Forward<'t> {
                 Op::Loop => {
                     self.loads.clear();
                     self.elems.clear();
+                    self.bytes.clear();
                     self.out.push(Op::Loop, None);
                     None
                 }
@@ -561,7 +591,7 @@ fn eliminate_dead_code(t: &Trace) -> Trace {
     let mut live = vec![false; n];
     let mut work: Vec<usize> = Vec::new();
     for (i, inst) in t.insts.iter().enumerate() {
-        if inst.op.may_exit() || matches!(inst.op, Op::StoreSlot(..) | Op::StoreElem(..) | Op::Loop) {
+        if inst.op.may_exit() || inst.op.is_store() || inst.op == Op::Loop {
             live[i] = true;
             work.push(i);
         }

@@ -90,6 +90,7 @@ impl Peeled<'_, '_> {
                 start.forget_facts(carried);
                 start.loads.clear();
                 start.elems.clear();
+                start.bytes.clear();
                 start.pure.retain(|_, r| !carried(*r));
             }
         }

@@ -1040,6 +1040,21 @@ impl Recorder {
                     Sym::Ir(self.emit(Op::LoadElem(obj, i)))
                 }
             }
+            22 => {
+                if argc < 3 {
+                    return abort("primitive with too few arguments");
+                }
+                if !conc[0].is_int() {
+                    return abort("byte at:put: that fails");
+                }
+                let v = self.ir(args[0], "stored by byte at:put:")?;
+                self.guard(Op::GuardInt(v))?;
+                let (obj, i) = self.indexed(args[1], args[2], conc[1], conc[2], Kind::Bytes, "byte at:put:")?;
+                // A method's bytecodes are watched: storing into them refreshes its send data.
+                self.guard(Op::GuardUnwatched(obj))?;
+                self.emit(Op::StoreByte(obj, i, v));
+                Sym::Ir(obj)
+            }
             21 => {
                 if argc < 2 {
                     return abort("primitive with too few arguments");

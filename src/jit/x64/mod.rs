@@ -575,6 +575,12 @@ impl Emitter<'_> {
                     self.a.movzx(eax, byte_ptr(o + rcx + (BODY_OFFSET - 1)))?;
                     self.tag_eax_into(at)?;
                 }
+                Op::StoreByte(o, i, v) => {
+                    let o = self.reg_of(o, rax)?;
+                    self.untag(rcx, i)?;
+                    self.untag(rdx, v)?;
+                    self.a.mov(byte_ptr(o + rcx + (BODY_OFFSET - 1)), dl)?;
+                }
                 Op::StoreElem(o, i, v) => {
                     let o = self.reg_of(o, rax)?;
                     self.untag(rcx, i)?;
