@@ -107,6 +107,58 @@ fn no_jit_stats_report_jit_off() {
     assert!(n > 0, "the sieve compiles traces with the JIT on: {err}");
 }
 
+/// A trace depends on the lookups it folded, not on every method in the system: defining a
+/// method of another class, or of another selector, leaves it running; redefining a method it
+/// inlined stops it, and the loop is traced again with the new method.
+#[test]
+fn only_traces_that_folded_a_changed_lookup_are_invalidated() {
+    let dir = TempDir::new();
+    let prog = dir.write(
+        "inv.st",
+        "EVAL Class addNewClass: (Object subclass: 'Inv' variables: '' classVariables: '')\n\
+         META Inv\n\
+         f: x\n\
+           ^ x + 1\n\
+         !\n\
+         META Inv\n\
+         run: n | i s |\n\
+           i <- 0. s <- 0.\n\
+           [i < n] whileTrue: [s <- s + (self f: i). i <- i + 1].\n\
+           ^ s\n\
+         !\n\
+         EVAL Transcript show: (Inv run: 1000) printString\n\
+         METHOD Inv\n\
+         f: x\n\
+           ^ 0\n\
+         !\n\
+         META Inv\n\
+         g: x\n\
+           ^ x\n\
+         !\n\
+         EVAL Transcript show: (Inv run: 1000) printString\n\
+         META Inv\n\
+         f: x\n\
+           ^ x + 2\n\
+         !\n\
+         EVAL Transcript show: (Inv run: 1000) printString\n\
+         ",
+    );
+    let out = run(&["--stats", "run", prog.to_str().expect("utf-8 path")], None);
+    assert_status(&out, 0);
+    // Σ (i + 1) for i < 1000, twice; then Σ (i + 2).
+    assert_eq!(stdout(&out), "500500\n500500\n501500\n");
+    let err = stderr(&out);
+    let traces: Vec<&str> = jit_lines(&err).into_iter().filter(|l| l.starts_with("jit: trace ")).collect();
+    assert_eq!(traces.len(), 2, "one trace before the redefinition of f:, one after: {err}");
+    assert!(
+        traces[0].starts_with("jit: trace 0 MetaInv>>run: @ 6: 2 entries,") && traces[0].ends_with("(invalidated)"),
+        "the first trace ran in both of the first two runs, then was invalidated: {err}"
+    );
+    assert!(
+        traces[1].starts_with("jit: trace 1 MetaInv>>run: @ 6: 1 entries,") && !traces[1].ends_with("(invalidated)")
+    );
+}
+
 /// A trace's start line: `---- trace N: Class>>selector @ offset` (the class may be a
 /// metaclass, e.g. `MetaFoo`).
 fn is_trace_start(line: &str) -> bool {

@@ -163,7 +163,7 @@ pub fn install_method(vm: &mut Vm, cls: Value, method: Value) -> Result<(), Decl
     kept.sort_by(|&a, &b| string_order(name_of(a).unwrap_or(&[]), name_of(b).unwrap_or(&[])));
     let array = vm.new_array(&kept);
     cls.set_slot(class::METHODS, array);
-    vm.note_store(cls, class::METHODS);
+    vm.note_method_installed(cls, &new_name);
     Ok(())
 }
 

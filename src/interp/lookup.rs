@@ -8,6 +8,7 @@
 
 use super::{class, meth, Vm};
 use crate::heap::{Kind, Value};
+use crate::jit::LookupChange;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -169,15 +170,29 @@ impl Vm {
         }
     }
 
-    /// Flushes the global cache and every inline cache.
+    /// Flushes the global cache and every inline cache, and drops every trace.
     pub fn flush_caches(&mut self) {
-        self.invalidate_traces();
+        self.flush_caches_for(LookupChange::Everything);
+    }
+
+    /// Flushes the global cache and every inline cache, and drops the traces `change` may
+    /// affect.
+    pub(crate) fn flush_caches_for(&mut self, change: LookupChange) {
+        self.invalidate_traces(change);
         self.cache.clear();
         for d in &mut self.method_data {
             d.flush_sends();
         }
         self.counters.cache_flushes += 1;
         tracing::debug!(target: "tracevm::interp", "method caches flushed");
+    }
+
+    /// A method named `selector` was added to (or replaced in) `cls`'s methods: like
+    /// `note_store(cls, class::METHODS)`, but only lookups of that selector have changed.
+    pub(crate) fn note_method_installed(&mut self, cls: Value, selector: &[u8]) {
+        if cls.flags() & WATCH_CLASS != 0 {
+            self.flush_caches_for(LookupChange::Class { class_or_methods: cls, selector: Some(selector) });
+        }
     }
 
     /// The write barrier for lookups: called before a store of slot `index` into `obj`.
@@ -187,7 +202,7 @@ impl Vm {
         if f != 0
             && (f & WATCH_ALL != 0 || (f & WATCH_CLASS != 0 && (index == class::PARENT || index == class::METHODS)))
         {
-            self.flush_caches();
+            self.flush_caches_for(LookupChange::Class { class_or_methods: obj, selector: None });
         }
         if f & WATCH_METHOD != 0 {
             self.refresh_method_data(obj);

@@ -32,7 +32,7 @@ pub const DEFAULT_THRESHOLD: u32 = 50;
 /// per `threshold << MAX_BACKOFF` iterations (about 0.1% of its time).
 pub const MAX_BACKOFF: u8 = 10;
 /// Entry keys (each with its own counter, back-off and trace) kept for one loop header.
-pub const MAX_TRACES_PER_LOOP: usize = 8;
+pub const MAX_TRACES_PER_LOOP: usize = 16;
 /// Entries per retirement check: a trace that, in such a window, left more than 7/8 of the time
 /// before completing an iteration by an exit that does not end the loop is retired (it no longer
 /// fits what the loop does, e.g. its sum became a LargePositive).
@@ -71,7 +71,9 @@ pub struct KeyState {
 }
 
 impl LoopSlot {
-    /// The state for `key` (the last one stands for every key beyond `MAX_TRACES_PER_LOOP`).
+    /// The state for `key`. When all `MAX_TRACES_PER_LOOP` are taken, a new key replaces the
+    /// coldest key without a trace (`to:do:` sees the blocks of a whole program, most of them
+    /// run a few times); when every key has a trace, the last one stands for all others.
     fn key_state(&mut self, key: u64) -> &mut KeyState {
         let i = match self.keys.iter().position(|k| k.key == key) {
             Some(i) => i,
@@ -79,7 +81,17 @@ impl LoopSlot {
                 self.keys.push(KeyState { key, ..KeyState::default() });
                 self.keys.len() - 1
             }
-            None => self.keys.len() - 1,
+            None => {
+                let coldest =
+                    self.keys.iter().enumerate().filter(|(_, k)| k.trace.is_none()).min_by_key(|(_, k)| k.counter);
+                match coldest {
+                    Some((i, _)) => {
+                        self.keys[i] = KeyState { key, ..KeyState::default() };
+                        i
+                    }
+                    None => self.keys.len() - 1,
+                }
+            }
         };
         &mut self.keys[i]
     }
@@ -104,6 +116,8 @@ pub struct TraceEntry {
     pub side_aborts: Vec<u8>,
     /// Objects the trace embeds: the collector keeps them alive.
     pub constants: Vec<Value>,
+    /// The (class, selector) lookups it folded (see `Vm::invalidate_traces`).
+    pub lookups: Vec<(Value, Value)>,
     pub exit_counts: Vec<u64>,
     pub entries: u64,
     /// Per snapshot: leaving by it ends the loop (see `Recording::loop_exits`).
@@ -114,6 +128,22 @@ pub struct TraceEntry {
     /// before one iteration by an exit that does not end the loop.
     window_entries: u64,
     window_misses: u64,
+    /// Iterations its code ran, once the code is dropped (for `--stats`).
+    iterations_when_dropped: u64,
+}
+
+impl TraceEntry {
+    /// Iterations its code has run (see `x64::CompiledTrace::iterations`).
+    pub fn iterations(&self) -> u64 {
+        self.code.as_ref().map_or(self.iterations_when_dropped, |c| c.iterations())
+    }
+
+    /// The trace is never entered again.
+    fn drop_code(&mut self) {
+        if let Some(c) = self.code.take() {
+            self.iterations_when_dropped = c.iterations();
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -211,7 +241,7 @@ impl Jit {
         }
         for t in &self.traces {
             let exits: u64 = t.exit_counts.iter().sum();
-            let iterations = t.code.as_ref().map(|c| c.iterations()).unwrap_or(0);
+            let iterations = t.iterations();
             let by_snapshot: Vec<String> =
                 t.exit_counts.iter().enumerate().filter(|(_, &n)| n > 0).map(|(s, n)| format!("s{s}×{n}")).collect();
             out.push_str(&format!(
@@ -499,7 +529,8 @@ impl Vm {
             }
         }
         tracing::debug!(target: "tracevm::jit", "trace {id} compiled: {start}");
-        let constants = constants_of(&optimised, &rec.exits, rec.start.method);
+        let mut constants = constants_of(&optimised, &rec.exits, rec.start.method);
+        constants.extend(rec.lookups.iter().flat_map(|&(c, s)| [c, s]));
         let n_exits = rec.exits.len();
         let mut alias_exits = vec![false; n_exits];
         for i in optimised.insts.iter().filter(|i| matches!(i.op, Op::GuardNe(..))) {
@@ -519,12 +550,14 @@ impl Vm {
             side: vec![None; n_exits],
             side_aborts: vec![0; n_exits],
             constants,
+            lookups: rec.lookups,
             exit_counts: vec![0; n_exits],
             entries: 0,
             loop_exits: rec.loop_exits,
             alias_exits,
             window_entries: 0,
             window_misses: 0,
+            iterations_when_dropped: 0,
         });
         self.jit.stats.traces_compiled += 1;
         if let Some((parent, exit)) = rec.start.parent {
@@ -694,9 +727,9 @@ impl Vm {
 
     /// Stops entering loop trace `tid` (and its side traces); its loop may be recorded again.
     fn retire_trace(&mut self, tid: u32, why: Retire) {
-        self.jit.traces[tid as usize].code = None;
+        self.jit.traces[tid as usize].drop_code();
         for t in self.jit.traces.iter_mut().filter(|t| t.parent.is_some_and(|(p, _)| p == tid)) {
-            t.code = None;
+            t.drop_code();
         }
         let reason = match why {
             Retire::LeftEarly => "retired: left early too often",
@@ -721,26 +754,89 @@ impl Vm {
         }
     }
 
-    /// Every trace stops being entered: a lookup they folded may have changed.
-    pub(crate) fn invalidate_traces(&mut self) {
+    /// The traces that may have folded a lookup `change` affects stop being entered (with their
+    /// side traces), and their loops may be recorded again.
+    pub(crate) fn invalidate_traces(&mut self, change: LookupChange) {
         self.abort_recording("a method or class changed during recording");
-        let mut any = false;
-        for t in &mut self.jit.traces {
-            if t.code.take().is_some() {
-                any = true;
-                self.jit.stats.invalidations += 1;
+        let mut dead: Vec<u32> = Vec::new();
+        for t in self.jit.traces.iter().filter(|t| t.code.is_some()) {
+            if t.lookups.iter().any(|&(cls, sel)| change.may_affect(self, cls, sel)) {
+                dead.push(t.id);
             }
         }
-        if any {
-            for d in &mut self.method_data {
-                for l in &mut d.loops {
-                    for k in &mut l.keys {
-                        k.trace = None;
-                        k.counter = 0;
-                    }
+        // Side traces continue their parents' frames: they go with them.
+        let mut i = 0;
+        while i < dead.len() {
+            let parent = dead[i];
+            for t in self.jit.traces.iter().filter(|t| t.code.is_some() && t.parent.is_some_and(|(p, _)| p == parent)) {
+                if !dead.contains(&t.id) {
+                    dead.push(t.id);
+                }
+            }
+            i += 1;
+        }
+        if dead.is_empty() {
+            return;
+        }
+        for &tid in &dead {
+            let t = &mut self.jit.traces[tid as usize];
+            t.drop_code();
+            self.jit.stats.invalidations += 1;
+            // A side trace's exit may get a new one.
+            if let Some((p, e)) = t.parent {
+                let parent = &mut self.jit.traces[p as usize];
+                parent.side[e as usize] = None;
+                parent.side_aborts[e as usize] = 0;
+            }
+        }
+        for d in &mut self.method_data {
+            for l in &mut d.loops {
+                for k in l.keys.iter_mut().filter(|k| k.trace.is_some_and(|t| dead.contains(&t))) {
+                    k.trace = None;
+                    k.counter = 0;
                 }
             }
         }
+    }
+}
+
+/// What a store that flushes the lookup caches may have changed (`Vm::invalidate_traces`).
+#[derive(Clone, Copy, Debug)]
+pub enum LookupChange<'a> {
+    /// Anything (a method's own bytecodes or literals, an object's identity).
+    Everything,
+    /// What lookups through this class, or through the class that has this methods Array,
+    /// answer: for this selector only, or (None) for any.
+    Class { class_or_methods: Value, selector: Option<&'a [u8]> },
+}
+
+impl LookupChange<'_> {
+    /// True when looking `sel` up from `cls` may answer something else after the change: the
+    /// lookup read every class from `cls` up its superclass chain (and their methods Arrays).
+    fn may_affect(&self, vm: &Vm, cls: Value, sel: Value) -> bool {
+        let LookupChange::Class { class_or_methods: changed, selector } = *self else { return true };
+        if let Some(name) = selector {
+            if !(sel.is_ptr() && sel.kind() == crate::heap::Kind::Bytes && sel.bytes() == name) {
+                return false;
+            }
+        }
+        let mut c = cls;
+        for _ in 0..10_000 {
+            if c == changed {
+                return true;
+            }
+            if !(c.is_ptr() && c.kind() == crate::heap::Kind::Pointers && c.len() > crate::interp::class::METHODS) {
+                return false;
+            }
+            if c.slot(crate::interp::class::METHODS) == changed {
+                return true;
+            }
+            c = c.slot(crate::interp::class::PARENT);
+            if c == vm.k.nil {
+                return false;
+            }
+        }
+        true // a cycle in parentClass links: assume the worst
     }
 }
 

@@ -15,7 +15,7 @@
 
 use crate::heap::{Kind, Value};
 use crate::jit::ir::{Booleans, Helper, Inst, Op, Ref, SnapId, Snapshot, Trace};
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 
 /// Optimises a verified trace (see the module doc).
 pub fn optimize(trace: &Trace, booleans: Booleans) -> Trace {

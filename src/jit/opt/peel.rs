@@ -23,7 +23,7 @@
 
 use super::{mapped_entries, Forward, Options};
 use crate::jit::ir::{Booleans, Op, Ref, SnapId, Snapshot, Trace};
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 
 /// Copies with fewer carried facts tried before giving up on carrying anything.
 const ATTEMPTS: usize = 4;
@@ -154,7 +154,7 @@ impl Peeled<'_, '_> {
         read.extend(g.out.snapshots[preamble_snaps..].iter().flat_map(|s| s.entries.iter().map(|e| e.1)));
         while let Some(r) = read.pop() {
             if let Some(&z) = next.get(&r) {
-                if let std::collections::hash_map::Entry::Vacant(v) = phi_of.entry(r) {
+                if let hashbrown::hash_map::Entry::Vacant(v) = phi_of.entry(r) {
                     v.insert(phis.len() as u32);
                     phis.push(r);
                     read.push(z);

@@ -22,7 +22,7 @@ use crate::interp::{class, ctx, meth, Vm};
 use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
 use crate::jit::ir::{Helper, Op, Ref, SnapId, Trace};
 use crate::jit::runtime::allocatable;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// Bytecodes one trace may record before it is abandoned.
 pub const MAX_BYTECODES: usize = 3000;
@@ -131,6 +131,8 @@ pub struct Recording {
     pub end_exit: Option<usize>,
     /// A side trace's last exit at another loop's back edge (see `Step::Linked`).
     pub link_exit: Option<usize>,
+    /// The (class, selector) lookups the trace folded: it depends on their answers.
+    pub lookups: Vec<(Value, Value)>,
 }
 
 pub struct Recorder {
@@ -157,6 +159,7 @@ pub struct Recorder {
     root_branches: Vec<(SnapId, usize)>,
     /// The ip of the loop's back edge (its last instruction), once seen.
     loop_end: usize,
+    lookups: Vec<(Value, Value)>,
     /// One line per recorded bytecode (only when dumping).
     pub log: Option<Vec<String>>,
 }
@@ -339,6 +342,7 @@ impl Recorder {
             steps: 0,
             root_branches: Vec::new(),
             loop_end: usize::MAX,
+            lookups: Vec::new(),
             log: dump.then(Vec::new),
         })
     }
@@ -386,7 +390,16 @@ impl Recorder {
             entry: self.entry,
             needs: self.real.iter().map(|r| (r.need_args, r.need_temps)).collect(),
             log: self.log.unwrap_or_default(),
+            lookups: self.lookups,
         }
+    }
+
+    /// Looks `sel` up from `cls` as the interpreter would, and notes the dependency.
+    fn lookup(&mut self, vm: &mut Vm, cls: Value, sel: Value) -> Option<Value> {
+        if !self.lookups.contains(&(cls, sel)) {
+            self.lookups.push((cls, sel));
+        }
+        vm.lookup(cls, sel)
     }
 
     // ----- IR helpers -----------------------------------------------------------------------
@@ -868,7 +881,11 @@ impl Recorder {
         lookup_class: Option<Value>,
         next: usize,
     ) -> Result<(), Abort> {
-        let Sym::Virt(k) = args else { return abort("send with an argument Array made off the trace") };
+        let args = match args {
+            Sym::Virt(_) => args,
+            Sym::Ir(r) => self.arguments_made_off_trace(vm, r, concrete_args)?,
+        };
+        let Sym::Virt(k) = args else { unreachable!("arguments are virtual by now") };
         let VObj::Array(elems) = &self.objs[k as usize] else { return abort("send with a Block as arguments") };
         let Some(&rcv) = elems.first() else { return abort("send without a receiver") };
         if !concrete_args.is_pointers() || concrete_args.is_empty() {
@@ -879,10 +896,30 @@ impl Recorder {
             Some(cls) => cls,
             None => self.class_guard(vm, rcv, c)?,
         };
-        let Some(method) = vm.lookup(cls, sel) else {
+        let Some(method) = self.lookup(vm, cls, sel) else {
             return abort(format!("doesNotUnderstand: {}", String::from_utf8_lossy(sel.bytes())));
         };
         self.enter_method(vm, method, args, next)
+    }
+
+    /// The arguments Array of a send whose `markArguments` ran before the trace began (a side
+    /// trace that starts between the two): a virtual copy of it, its class and exact size
+    /// guarded. The original is referenced by that stack slot alone, which the send consumes, so
+    /// nothing can tell the copy from it.
+    fn arguments_made_off_trace(&mut self, vm: &Vm, r: Ref, concrete: Value) -> Result<Sym, Abort> {
+        if vm.class_of(concrete) != vm.k.array || !concrete.is_pointers() || concrete.is_empty() {
+            return abort("send with an argument Array that is not one");
+        }
+        let n = concrete.len();
+        self.guard(Op::GuardClass(r, vm.k.array))?;
+        self.guard(Op::GuardKind(r, Kind::Pointers as u8))?;
+        let len = self.emit(Op::LoadLen(r));
+        self.guard(Op::GuardIs(len, Value::from_int(n as i32)))?;
+        self.guard(Op::GuardLen(r, n as u32 - 1))?;
+        let elems = (0..n).map(|i| Sym::Ir(self.emit(Op::LoadSlot(r, i as u32)))).collect();
+        let k = self.objs.len() as u32;
+        self.objs.push(VObj::Array(elems));
+        Ok(Sym::Virt(k))
     }
 
     fn enter_method(&mut self, vm: &mut Vm, method: Value, args: Sym, next: usize) -> Result<(), Abort> {
@@ -946,7 +983,7 @@ impl Recorder {
         let sel = vm.selectors.binary[n as usize];
         let k = self.objs.len() as u32;
         self.objs.push(VObj::Array(vec![a, b]));
-        let Some(method) = vm.lookup(cls, sel) else { return abort("doesNotUnderstand: binary selector") };
+        let Some(method) = self.lookup(vm, cls, sel) else { return abort("doesNotUnderstand: binary selector") };
         self.enter_method(vm, method, Sym::Virt(k), next)
     }
 
