@@ -52,6 +52,8 @@ struct Outcome {
     traces_compiled: u64,
     trace_entries: u64,
     collections: u64,
+    /// The deepest side trace compiled (0: only loop traces).
+    side_depth: u8,
 }
 
 impl Outcome {
@@ -70,6 +72,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     vm.budget = Some(2_000_000);
     vm.max_heap_bytes = 256 << 20;
     let (compiled0, entries0) = (vm.jit.stats.traces_compiled, vm.jit.stats.trace_entries);
+    let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
     for (name, source) in files {
@@ -85,6 +88,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         traces_compiled: vm.jit.stats.traces_compiled - compiled0,
         trace_entries: vm.jit.stats.trace_entries - entries0,
         collections: vm.counters.gc_count - collections0,
+        side_depth: vm.jit.traces[traces0..].iter().map(|t| t.depth).max().unwrap_or(0),
     }
 }
 
@@ -390,6 +394,60 @@ EVAL Transcript show: 'not reached'
         "out of range index",
     );
     assert!(outcomes[0].end.contains("sum:upTo:"), "{}", outcomes[0].end);
+}
+
+/// One send site seeing five classes in turn: the loop trace takes one class's way, and each
+/// other class gets a side trace off the class guard of the one before (a tree of side traces,
+/// Cog's polymorphic inline cache as traces).
+#[test]
+fn a_send_site_over_five_classes_is_a_tree_of_side_traces() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Shape0' variables: '' classVariables: '')
+EVAL Class addNewClass: (Shape0 subclass: 'Shape1' variables: '' classVariables: '')
+EVAL Class addNewClass: (Shape0 subclass: 'Shape2' variables: '' classVariables: '')
+EVAL Class addNewClass: (Shape0 subclass: 'Shape3' variables: '' classVariables: '')
+EVAL Class addNewClass: (Shape0 subclass: 'Shape4' variables: '' classVariables: '')
+METHOD Shape0
+area: x
+  ^ x
+!
+METHOD Shape1
+area: x
+  ^ x * 2
+!
+METHOD Shape2
+area: x
+  ^ x + 7
+!
+METHOD Shape3
+area: x
+  ^ 3
+!
+METHOD Shape4
+area: x
+  ^ x - 1
+!
+EVAL Class addNewClass: (Object subclass: 'Tree' variables: '' classVariables: '')
+META Tree
+sum: n | shapes i s |
+  shapes <- Array new: 5.
+  shapes at: 1 put: Shape0 new. shapes at: 2 put: Shape1 new. shapes at: 3 put: Shape2 new.
+  shapes at: 4 put: Shape3 new. shapes at: 5 put: Shape4 new.
+  i <- 0. s <- 0.
+  [i < n] whileTrue: [s <- s + ((shapes at: i \\\\ 5 + 1) area: i). i <- i + 1].
+  ^ s
+!
+METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+EVAL Transcript show: (Tree sum: 5000) printString
+";
+    // Σ over i < 5000 by i mod 5: i, 2i, i + 7, 3, i − 1; each residue class has 1000 members.
+    let by = |r: i64| -> i64 { (0..1000).map(|k| 5 * k + r).sum() };
+    let want = by(0) + 2 * by(1) + (by(2) + 7000) + 3000 + (by(4) - 1000);
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.side_depth >= 2, "side traces of side traces: {on:?}");
 }
 
 #[test]

@@ -33,9 +33,8 @@ pub const DEFAULT_THRESHOLD: u32 = 50;
 pub const MAX_BACKOFF: u8 = 10;
 /// Entry keys (each with its own counter, back-off and trace) kept for one loop header.
 pub const MAX_TRACES_PER_LOOP: usize = 16;
-/// Entries per retirement check: a trace that, in such a window, left more than 7/8 of the time
-/// before completing an iteration by an exit that does not end the loop is retired (it no longer
-/// fits what the loop does, e.g. its sum became a LargePositive).
+/// Laps of a loop trace's tree per retirement check (see `Vm::count_tree_run`): a loop trace
+/// that no longer fits what its loop does (e.g. its sum became a LargePositive) is retired.
 pub const RETIRE_AFTER_ENTRIES: u64 = 64;
 
 #[derive(Clone, Copy, Debug)]
@@ -109,8 +108,14 @@ pub struct TraceEntry {
     pub needs: Vec<(usize, usize)>,
     /// For a side trace: (parent trace, the parent's exit it continues from).
     pub parent: Option<(u32, u32)>,
-    /// For a side trace: its last exit, back at the parent's loop header.
+    /// For a side trace: its last exit, back at the loop header.
     pub end_exit: Option<usize>,
+    /// The loop trace at the root of its tree (itself for a loop trace), and how many side
+    /// traces lie between the two.
+    pub root: u32,
+    pub depth: u8,
+    /// The ip of the loop's back edge in its method (for telling which exits end the loop).
+    pub loop_end: usize,
     /// For a loop trace: the side trace attached to each exit, and aborted attempts to record one.
     pub side: Vec<Option<u32>>,
     pub side_aborts: Vec<u8>,
@@ -128,6 +133,8 @@ pub struct TraceEntry {
     /// before one iteration by an exit that does not end the loop.
     window_entries: u64,
     window_misses: u64,
+    /// Runs in the window in which the loop trace itself completed an iteration.
+    window_own: u64,
     /// Iterations its code ran, once the code is dropped (for `--stats`).
     iterations_when_dropped: u64,
 }
@@ -263,6 +270,9 @@ impl Jit {
 pub const SIDE_THRESHOLD: u64 = 10;
 /// Aborted attempts to record a side trace for one exit before it is left to the interpreter.
 pub const MAX_SIDE_ABORTS: u8 = 3;
+/// Side traces of side traces nest at most this deep (a send site seeing many classes makes a
+/// chain of them, one class each).
+pub const MAX_SIDE_DEPTH: u8 = 8;
 
 /// What entering a trace came to.
 enum Entered {
@@ -343,8 +353,10 @@ impl Vm {
     fn start_side_recording(&mut self, parent: u32, exit: u32) -> Edge {
         let t = &self.jit.traces[parent as usize];
         let frames = t.exits[exit as usize].frames.len();
-        let header = t.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
-        match Recorder::start_side(self, frames, header, (parent, exit), self.jit.dump.is_some()) {
+        let root = &self.jit.traces[t.root as usize];
+        let header = root.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
+        let loop_end = root.loop_end;
+        match Recorder::start_side(self, frames, header, loop_end, (parent, exit), self.jit.dump.is_some()) {
             Ok(rec) => self.begin_recording(rec),
             Err(why) => {
                 self.note_side_abort(parent, exit, &why);
@@ -538,8 +550,15 @@ impl Vm {
                 alias_exits[s.0 as usize] = true;
             }
         }
+        let (root, depth) = match rec.start.parent {
+            Some((p, _)) => (self.jit.traces[p as usize].root, self.jit.traces[p as usize].depth + 1),
+            None => (id, 0),
+        };
         self.jit.traces.push(TraceEntry {
             id,
+            root,
+            depth,
+            loop_end: rec.loop_end,
             start,
             code: Some(code),
             exits: rec.exits,
@@ -557,6 +576,7 @@ impl Vm {
             alias_exits,
             window_entries: 0,
             window_misses: 0,
+            window_own: 0,
             iterations_when_dropped: 0,
         });
         self.jit.stats.traces_compiled += 1;
@@ -585,19 +605,31 @@ impl Vm {
     fn enter_trace(&mut self, first: u32) -> Entered {
         let mut tid = first;
         let mut entered = false;
+        // Whether this lap (a run of the loop trace, then of side traces until the loop trace
+        // again) completed an iteration of the loop, in any trace of the tree, and in the loop
+        // trace itself.
+        let mut completed = false;
+        let mut root_completed = false;
         loop {
-            let Some(exit) = self.run_trace(tid) else {
+            if tid == first && entered {
+                self.count_tree_run(first, completed, root_completed);
+                (completed, root_completed) = (false, false);
+            }
+            let Some((exit, done)) = self.run_trace(tid) else {
                 return if entered { Entered::Ran } else { Entered::No };
             };
             entered = true;
             let t = &self.jit.traces[tid as usize];
+            completed |= done > 0 || t.end_exit == Some(exit);
+            root_completed |= done > 0;
+            let ends_loop = t.loop_exits.get(exit).copied().unwrap_or(false);
             // Where to go next without the interpreter; it takes over for collections and budgets.
             if self.heap.wants_collection() || self.budget.is_some_and(|b| b < 1000) {
+                self.count_tree_run(first, completed || ends_loop, root_completed || ends_loop);
                 return Entered::Ran;
             }
             if t.end_exit == Some(exit) {
-                let (parent, _) = t.parent.expect("side traces have parents");
-                tid = parent;
+                tid = t.root;
                 continue;
             }
             if let Some(side) = t.side.get(exit).copied().flatten() {
@@ -606,21 +638,55 @@ impl Vm {
                     continue;
                 }
             }
-            let hot = t.parent.is_none()
-                && exit != 0
+            // A loop trace's snapshot 0 is its loop header; a side trace's is where it starts
+            // (its first guard failed): a sibling path.
+            let hot = t.depth < MAX_SIDE_DEPTH
+                && (exit != 0 || t.parent.is_some())
                 && !t.loop_exits.get(exit).copied().unwrap_or(true)
                 && t.exit_counts[exit] >= SIDE_THRESHOLD
                 && t.side_aborts.get(exit).is_some_and(|&a| a < MAX_SIDE_ABORTS);
-            if hot && t.side.get(exit) == Some(&None) {
+            let record_side = hot && t.side.get(exit) == Some(&None);
+            self.count_tree_run(first, completed || ends_loop, root_completed || ends_loop);
+            if record_side {
                 return Entered::RecordSide(tid, exit as u32);
             }
             return Entered::Ran;
         }
     }
 
+    /// Counts one lap of loop trace `root`'s tree in its retirement window. `fine`: it
+    /// completed an iteration (in the loop trace, or through a side trace back at the header),
+    /// or left by an exit that ends the loop; `fine_alone`: the loop trace itself did. A loop
+    /// trace no longer fits what the loop does, and is retired to be recorded again, when
+    /// nearly all runs in a window did nothing, or when none went its own way (every iteration
+    /// then pays for an exit into a side trace; a send site seeing many classes still takes
+    /// the loop trace's way now and then, and keeps its tree).
+    fn count_tree_run(&mut self, root: u32, fine: bool, fine_alone: bool) {
+        let t = &mut self.jit.traces[root as usize];
+        if t.parent.is_some() || t.code.is_none() {
+            return;
+        }
+        t.window_entries += 1;
+        if !fine {
+            t.window_misses += 1;
+        }
+        if fine_alone {
+            t.window_own += 1;
+        }
+        if t.window_entries >= RETIRE_AFTER_ENTRIES {
+            let retire = 8 * t.window_misses > 7 * t.window_entries || t.window_own == 0;
+            t.window_entries = 0;
+            t.window_misses = 0;
+            t.window_own = 0;
+            if retire {
+                self.retire_trace(root, Retire::LeftEarly);
+            }
+        }
+    }
+
     /// Runs one trace from the current state (if its entry conditions hold) and materialises its
-    /// exit; answers the exit taken.
-    fn run_trace(&mut self, tid: u32) -> Option<usize> {
+    /// exit; answers the exit taken and the iterations completed.
+    fn run_trace(&mut self, tid: u32) -> Option<(usize, u64)> {
         self.save_regs_for_jit();
         let t = &self.jit.traces[tid as usize];
         let slots = t.code.as_ref()?.slots();
@@ -693,23 +759,7 @@ impl Vm {
         let t = &mut self.jit.traces[tid as usize];
         t.entries += 1;
         t.exit_counts[exit] += 1;
-        let mut retire = false;
         let alias_failed = t.alias_exits.get(exit).copied().unwrap_or(false);
-        if t.parent.is_none() {
-            t.window_entries += 1;
-            // A side trace does not excuse an exit before the first iteration: a loop trace that
-            // always leaves early (recorded on a path the loop no longer takes) is better
-            // recorded again.
-            let ends_loop = t.loop_exits.get(exit).copied().unwrap_or(false);
-            if done == 0 && !ends_loop {
-                t.window_misses += 1;
-            }
-            if t.window_entries >= RETIRE_AFTER_ENTRIES {
-                retire = 8 * t.window_misses > 7 * t.window_entries;
-                t.window_entries = 0;
-                t.window_misses = 0;
-            }
-        }
         self.jit.stats.trace_entries += 1;
         self.jit.stats.exits += 1;
         // Deoptimise: the exit map is taken out so that materialising may borrow the VM.
@@ -719,16 +769,15 @@ impl Vm {
         self.jit.buffer = buffer;
         if alias_failed {
             self.retire_trace(tid, Retire::AliasGuardFailed);
-        } else if retire {
-            self.retire_trace(tid, Retire::LeftEarly);
         }
-        Some(exit)
+        Some((exit, done))
     }
 
     /// Stops entering loop trace `tid` (and its side traces); its loop may be recorded again.
     fn retire_trace(&mut self, tid: u32, why: Retire) {
         self.jit.traces[tid as usize].drop_code();
-        for t in self.jit.traces.iter_mut().filter(|t| t.parent.is_some_and(|(p, _)| p == tid)) {
+        // Its side traces (all of its tree) were recorded on paths through it.
+        for t in self.jit.traces.iter_mut().filter(|t| t.root == tid) {
             t.drop_code();
         }
         let reason = match why {

@@ -133,6 +133,8 @@ pub struct Recording {
     pub link_exit: Option<usize>,
     /// The (class, selector) lookups the trace folded: it depends on their answers.
     pub lookups: Vec<(Value, Value)>,
+    /// The ip of the loop's back edge (`usize::MAX` when not seen).
+    pub loop_end: usize,
 }
 
 pub struct Recorder {
@@ -243,14 +245,18 @@ impl Recorder {
     /// Starts recording a side trace where a trace has just left (and been deoptimised): the
     /// `frames` innermost contexts, all real now, are its inputs; it ends when control is back
     /// at `header` in the outermost of them.
+    /// `loop_end`: the ip of the loop's back edge, as its loop trace recorded it.
     pub fn start_side(
         vm: &Vm,
         frames: usize,
         header: usize,
+        loop_end: usize,
         parent: (u32, u32),
         dump: bool,
     ) -> Result<Recorder, Abort> {
-        Recorder::begin(vm, frames, header, Some(parent), dump)
+        let mut rec = Recorder::begin(vm, frames, header, Some(parent), dump)?;
+        rec.loop_end = loop_end;
+        Ok(rec)
     }
 
     fn begin(vm: &Vm, n: usize, header: usize, parent: Option<(u32, u32)>, dump: bool) -> Result<Recorder, Abort> {
@@ -391,6 +397,7 @@ impl Recorder {
             needs: self.real.iter().map(|r| (r.need_args, r.need_temps)).collect(),
             log: self.log.unwrap_or_default(),
             lookups: self.lookups,
+            loop_end: self.loop_end,
         }
     }
 
