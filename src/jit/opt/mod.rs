@@ -282,21 +282,15 @@ impl<'t> Forward<'t> {
                     // Only byte stores change bytes. The stored value is not forwarded (the load
                     // answers its low 8 bits), and no `GuardNe` is spent on byte objects.
                     let (o, i, v) = (self.m(o), self.m(i), self.m(v));
-                    let index = |r: Ref| self.int_const(r);
-                    let kept: Vec<(Ref, Ref)> = self
+                    let overwritten: Vec<(Ref, Ref)> = self
                         .bytes
                         .keys()
                         .copied()
-                        .filter(|&(p, j)| {
-                            let other_index = j != i && matches!((index(i), index(j)), (Some(x), Some(y)) if x != y);
-                            if p == o {
-                                other_index
-                            } else {
-                                self.known_distinct(o, p) || other_index
-                            }
-                        })
+                        .filter(|&(p, j)| self.may_share_index(i, j) && !self.known_distinct(o, p))
                         .collect();
-                    self.bytes.retain(|k, _| kept.contains(k));
+                    for k in overwritten {
+                        self.bytes.remove(&k);
+                    }
                     self.out.push(Op::StoreByte(o, i, v), None);
                     None
                 }
@@ -444,6 +438,11 @@ impl<'t> Forward<'t> {
     }
 
     /// True if `a` is an object the trace allocated after computing `b`.
+    /// False only when the two SmallInt indices are different constants.
+    fn may_share_index(&self, i: Ref, j: Ref) -> bool {
+        i == j || !matches!((self.int_const(i), self.int_const(j)), (Some(x), Some(y)) if x != y)
+    }
+
     fn allocated_after(&self, a: Ref, b: Ref) -> bool {
         self.fresh.contains(&a) && b < a
     }
@@ -469,7 +468,7 @@ impl<'t> Forward<'t> {
         for &(p, j) in self.elems.keys() {
             let hit = match place {
                 Place::Slot(s) => index(j).is_none_or(|c| c as i64 == s as i64 + 1),
-                Place::Elem(i) => i == j || index(i).is_none() || index(j).is_none() || index(i) == index(j),
+                Place::Elem(i) => self.may_share_index(i, j),
             };
             if p != o || hit {
                 elems_at_risk.push(((p, j), p));
