@@ -5,8 +5,10 @@
 //! passes in (compiled code and primitives allocate but never collect). Objects never move, so raw
 //! pointers held by the interpreter, the recorder and compiled traces stay valid.
 //!
-//! Small objects (up to `MAX_SMALL_WORDS` words including the header) live in 32 KiB pages, each
-//! carved into cells of one size; free cells are chained through their first word. Larger objects
+//! Small objects (up to `MAX_SMALL_WORDS` words including the header) live in pages, each carved
+//! into cells of one size; free cells are chained through their first word. A size's first page
+//! is 4 KiB and later ones 32 KiB: most of the 64 sizes hold only a few objects, and start-up
+//! should not zero and fault in 2 MiB for a 200 KiB image. Larger objects
 //! get their own allocation. A page that the sweep finds empty goes back to a shared pool, so a
 //! program whose object sizes change over time does not keep dead pages per size. Pages are never
 //! returned to the system (see `sweep`), so the heap's footprint is its peak live size plus slack.
@@ -27,6 +29,8 @@ use std::alloc::{alloc, dealloc, Layout};
 const MAX_SMALL_WORDS: usize = 64;
 /// Words per small-object page.
 const PAGE_WORDS: usize = 4096;
+/// Words of the first page of each cell size.
+const FIRST_PAGE_WORDS: usize = 512;
 /// Allocation (in words) between collections before the heap has any live data to scale by.
 const MIN_GC_BUDGET_WORDS: usize = 1 << 20; // 8 MiB
 /// Largest object the VM will allocate (words); beyond it allocation reports failure instead of
@@ -57,6 +61,8 @@ pub struct Heap {
     empty_pages: Vec<Box<[u64]>>,
     /// Head of the free-cell chain for each cell size (index = words), 0 when empty.
     free: [u64; MAX_SMALL_WORDS + 1],
+    /// Whether a page was ever carved for each cell size (the first one is small).
+    carved: [bool; MAX_SMALL_WORDS + 1],
     large: Vec<LargeObject>,
     allocated_since_gc: usize,
     gc_budget: usize,
@@ -77,6 +83,7 @@ impl Heap {
             pages: Vec::new(),
             empty_pages: Vec::new(),
             free: [0; MAX_SMALL_WORDS + 1],
+            carved: [false; MAX_SMALL_WORDS + 1],
             large: Vec::new(),
             allocated_since_gc: 0,
             gc_budget: MIN_GC_BUDGET_WORDS,
@@ -105,17 +112,21 @@ impl Heap {
 
     /// Bytes currently reserved from the system for objects.
     pub fn reserved_bytes(&self) -> usize {
-        let pages = (self.pages.len() + self.empty_pages.len()) * PAGE_WORDS * 8;
+        let pages =
+            self.pages.iter().map(|p| p.mem.len()).chain(self.empty_pages.iter().map(|m| m.len())).sum::<usize>() * 8;
         pages + self.large.iter().map(|l| l.words * 8).sum::<usize>()
     }
 
     fn carve_page(&mut self, cell: usize) {
-        let mut mem = self.empty_pages.pop().unwrap_or_else(|| vec![0u64; PAGE_WORDS].into_boxed_slice());
+        let words = if self.carved[cell] { PAGE_WORDS } else { FIRST_PAGE_WORDS };
+        self.carved[cell] = true;
+        // Any pooled page will do: a page's cells are as many as fit in it.
+        let mut mem = self.empty_pages.pop().unwrap_or_else(|| vec![0u64; words].into_boxed_slice());
         let base = mem.as_mut_ptr();
-        let n = PAGE_WORDS / cell;
+        let n = mem.len() / cell;
         let mut head = self.free[cell];
         for k in (0..n).rev() {
-            // SAFETY: k * cell + 1 < PAGE_WORDS, inside `mem`.
+            // SAFETY: (k + 1) * cell <= mem.len(), so the cell is inside `mem`.
             unsafe { free_cell(base.add(k * cell), cell, &mut head) };
         }
         self.free[cell] = head;
@@ -261,7 +272,7 @@ impl Heap {
     pub fn for_each_object(&self, mut f: impl FnMut(Value)) {
         for page in &self.pages {
             let base = page.mem.as_ptr();
-            for k in 0..PAGE_WORDS / page.cell {
+            for k in 0..page.mem.len() / page.cell {
                 // SAFETY: inside the page; every cell has a header.
                 let meta = unsafe { base.add(k * page.cell + 1).read() };
                 if (meta >> 32) as u8 != Kind::Free as u8 {
@@ -305,7 +316,7 @@ impl Heap {
         for mut page in std::mem::take(&mut self.pages) {
             let cell = page.cell;
             let base = page.mem.as_mut_ptr();
-            let n = PAGE_WORDS / cell;
+            let n = page.mem.len() / cell;
             let mut head = self.free[cell];
             let mut live = 0;
             for k in (0..n).rev() {
@@ -502,6 +513,37 @@ mod tests {
             peak = peak.max(h.reserved_bytes());
         }
         assert!(peak < 16 << 20, "heap grew to {peak} bytes");
+    }
+
+    #[test]
+    fn a_few_objects_of_every_size_reserve_small_pages() {
+        let mut h = Heap::new();
+        let c = class(&mut h);
+        let mut kept = Vec::new();
+        for n in 0..=MAX_SMALL_WORDS - HEADER_WORDS {
+            kept.push(h.alloc_pointers(c, n, Value::from_int(n as i32)));
+        }
+        // One 4 KiB first page per size (65 sizes), not 32 KiB per size (2 MiB).
+        assert!(h.reserved_bytes() <= 300 << 10, "{} bytes reserved", h.reserved_bytes());
+        // Later pages of a size are full-sized, and objects in both kinds of page survive a
+        // collection and are all visited.
+        for _ in 0..2_000 {
+            kept.push(h.alloc_pointers(c, 7, Value::from_int(-1)));
+        }
+        let mut gc = h.start_collection();
+        for &k in &kept {
+            gc.mark(k);
+        }
+        gc.trace();
+        let stats = gc.finish();
+        assert_eq!(stats.live_objects, kept.len() + 1);
+        let mut seen = 0;
+        h.for_each_object(|_| seen += 1);
+        assert_eq!(seen, kept.len() + 1);
+        for (n, k) in kept.iter().enumerate().take(MAX_SMALL_WORDS - HEADER_WORDS + 1) {
+            assert_eq!(k.len(), n);
+            assert!(n == 0 || k.slot(n - 1) == Value::from_int(n as i32));
+        }
     }
 
     #[test]

@@ -191,10 +191,17 @@ pub enum BootError {
     Prelude(String),
 }
 
-fn find_class_named(heap: &Heap, class_class: Value, meta_class: Value, name: &[u8]) -> Option<Value> {
-    let mut found = None;
+/// The classes named `names`, found in one walk over the heap (a class is an object whose class's
+/// class is `Class` or `MetaClass`); None where the image has no such class.
+fn find_classes_named<const N: usize>(
+    heap: &Heap,
+    class_class: Value,
+    meta_class: Value,
+    names: [&str; N],
+) -> [Option<Value>; N] {
+    let mut found = [None; N];
     heap.for_each_object(|o| {
-        if found.is_some() || o.kind() != Kind::Pointers || o.len() < 5 {
+        if o.kind() != Kind::Pointers || o.len() < 5 {
             return;
         }
         let meta = o.obj_class();
@@ -206,8 +213,11 @@ fn find_class_named(heap: &Heap, class_class: Value, meta_class: Value, name: &[
             return;
         }
         let n = o.slot(class::NAME);
-        if n.is_ptr() && n.kind() == Kind::Bytes && n.bytes() == name {
-            found = Some(o);
+        if !n.is_ptr() || n.kind() != Kind::Bytes {
+            return;
+        }
+        if let Some(i) = names.iter().position(|want| want.as_bytes() == n.bytes()) {
+            found[i].get_or_insert(o);
         }
     });
     found
@@ -224,8 +234,11 @@ impl Vm {
         // Array's class is MetaArray, whose class is Class; Class's class is MetaClass.
         let class_class = array.obj_class().obj_class();
         let meta_class = class_class.obj_class();
+        const NAMES: [&str; 8] = ["String", "Float", "Char", "ByteArray", "File", "Semaphore", "Method", "Object"];
+        let found = find_classes_named(&heap, class_class, meta_class, NAMES);
         let named = |n: &'static str| {
-            find_class_named(&heap, class_class, meta_class, n.as_bytes()).ok_or(BootError::MissingClass(n))
+            let i = NAMES.iter().position(|&x| x == n).expect("a name in NAMES");
+            found[i].ok_or(BootError::MissingClass(n))
         };
         let k = Specials {
             nil,
