@@ -312,6 +312,19 @@ impl Vm {
 
     // ----- sends ------------------------------------------------------------------------------
 
+    /// The method `selector` finds in `cls` and its data index (None when it has no bytecodes),
+    /// through send site `site`'s inline cache (of the current method) when there is one.
+    #[inline(always)]
+    fn find_method(&mut self, cls: Value, selector: Value, site: Option<usize>) -> Option<(Value, Option<usize>)> {
+        match site {
+            Some(s) => {
+                let data = self.regs.data;
+                self.lookup_at_site(data, s, cls, selector)
+            }
+            None => self.lookup(cls, selector).map(|m| (m, self.data_of(m))),
+        }
+    }
+
     /// Sends `selector` with the Array `args` (receiver first). `lookup_class` overrides the
     /// receiver's class (super sends); `site` is the send site's index in the current method data.
     fn send(&mut self, selector: Value, args: Value, lookup_class: Option<Value>, site: Option<usize>) -> Step {
@@ -321,15 +334,8 @@ impl Vm {
         self.counters.sends += 1;
         let receiver = args.slot(0);
         let cls = lookup_class.unwrap_or_else(|| self.class_of(receiver));
-        let (found, owns_args) = match site {
-            Some(s) => {
-                let data = self.regs.data;
-                let fresh = self.method_data[data].sends[s].fresh_args;
-                (self.lookup_at_site(data, s, cls, selector), fresh)
-            }
-            None => (self.lookup(cls, selector).map(|m| (m, self.data_of(m))), false),
-        };
-        let Some((method, data)) = found else {
+        let owns_args = site.is_some_and(|s| self.method_data[self.regs.data].sends[s].fresh_args);
+        let Some((method, data)) = self.find_method(cls, selector, site) else {
             return self.send_not_understood(cls, selector, args);
         };
         let Some(data) = data else {
@@ -348,6 +354,31 @@ impl Vm {
             }
         }
         self.activate(method, args, owns_args, data)
+    }
+
+    /// `send` for a receiver and arguments already popped (`vals`, receiver first, at most 6),
+    /// as if an Array of them had been built for this send alone: the Array is only built when a
+    /// context (or `doesNotUnderstand:`) needs it, so a quick method costs no allocation.
+    #[inline]
+    fn send_values(&mut self, selector: Value, vals: &[Value], site: Option<usize>) -> Step {
+        let Some(&receiver) = vals.first() else {
+            return fault("send without a receiver");
+        };
+        self.counters.sends += 1;
+        let cls = self.class_of(receiver);
+        let Some((method, data)) = self.find_method(cls, selector, site) else {
+            let args = self.new_array(vals);
+            return self.send_not_understood(cls, selector, args);
+        };
+        let Some(data) = data else {
+            return fault("sent method has no bytecodes");
+        };
+        if self.method_data[data].quick != Quick::No && !self.plain && self.run_quick(method, data, vals)? {
+            return Ok(());
+        }
+        let array = self.k.array;
+        let args = self.heap.alloc_with_slots(array, vals);
+        self.activate(method, args, true, data)
     }
 
     /// No method for `selector` in `cls`: send `doesNotUnderstand:` with `#(selector args)`.
@@ -922,6 +953,28 @@ impl Vm {
         Ok(())
     }
 
+    /// markArguments `n` (1 to 6) immediately followed by send literal `lit` at offset `start`:
+    /// the two bytecodes' meaning without building the arguments Array when the method found
+    /// does not need one (see `send_values`).
+    #[inline(always)]
+    fn op_mark_and_send(&mut self, n: usize, lit: usize, start: usize) -> Step {
+        if self.regs.sp < n {
+            return fault("stack underflow");
+        }
+        self.safepoint()?;
+        let Some(sel) = self.regs.literals.get(lit) else {
+            return fault(format!("no literal {lit}"));
+        };
+        let base = self.regs.sp - n;
+        let mut vals = [Value::from_int(0); 6];
+        for (i, v) in vals.iter_mut().enumerate().take(n) {
+            *v = self.regs.stack.get(base + i).unwrap_or(self.k.nil);
+        }
+        self.regs.sp = base;
+        let site = self.site_at(start);
+        self.send_values(sel, &vals[..n], site)
+    }
+
     /// The send site starting at bytecode offset `start` of the current method.
     #[inline(always)]
     fn site_at(&self, start: usize) -> Option<usize> {
@@ -977,9 +1030,8 @@ impl Vm {
         }
         self.safepoint()?;
         let sel = self.selectors.binary[n as usize];
-        let args = self.new_array(&[a, b]);
         let site = self.site_at(start);
-        self.send(sel, args, None, site)
+        self.send_values(sel, &[a, b], site)
     }
 
     #[inline(always)]
@@ -1135,6 +1187,12 @@ impl Vm {
                 0x50..=0x5C => self.op_push_constant(n)?,
                 0x60..=0x6F => self.op_assign_instance(n as usize)?,
                 0x70..=0x7F => self.op_assign_temporary(n as usize)?,
+                // While recording, the recorder must see both bytecodes.
+                0x81..=0x86 if !RECORD && self.regs.code.get(start + 1).is_some_and(|&c| c & 0xF0 == 0x90) => {
+                    let lit = (self.regs.code[start + 1] & 15) as usize;
+                    self.regs.ip = start + 2;
+                    self.op_mark_and_send(n as usize, lit, start + 1)?
+                }
                 0x80..=0x8F => self.op_mark_arguments(n as usize)?,
                 0x90..=0x9F => self.op_send(n as usize, start)?,
                 0xA0 | 0xA1 => self.op_send_unary(n)?,
