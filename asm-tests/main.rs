@@ -3,6 +3,7 @@
 
 mod alloc;
 mod helpers;
+mod links;
 mod loops;
 mod new_ops;
 mod optimizer;

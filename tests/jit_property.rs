@@ -54,6 +54,9 @@ struct Outcome {
     collections: u64,
     /// The deepest side trace compiled (0: only loop traces).
     side_depth: u8,
+    /// Entries of traces by a link from another trace, in machine code (not counted in
+    /// `trace_entries`).
+    linked_entries: u64,
 }
 
 impl Outcome {
@@ -89,6 +92,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         trace_entries: vm.jit.stats.trace_entries - entries0,
         collections: vm.counters.gc_count - collections0,
         side_depth: vm.jit.traces[traces0..].iter().map(|t| t.depth).max().unwrap_or(0),
+        linked_entries: vm.jit.traces[traces0..].iter().map(|t| t.entries() - t.vm_entries).sum(),
     }
 }
 
@@ -448,6 +452,43 @@ EVAL Transcript show: (Tree sum: 5000) printString
     let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.side_depth >= 2, "side traces of side traces: {on:?}");
+}
+
+/// A loop whose body branches both ways often (Collatz steps): the side trace of the branch
+/// guard is entered from the loop trace, and the loop trace from the side trace's end, by links
+/// in machine code; the VM sees an exit only when the inner loop ends.
+#[test]
+fn a_branchy_loop_runs_its_side_traces_by_links() {
+    let program = "METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+METHOD SmallInt
+collatzSteps
+   | x steps total |
+   total <- 0.
+   1 to: self do: [:s |
+      x <- s. steps <- 0.
+      [x = 1] whileFalse: [
+         (x \\\\ 2) = 0 ifTrue: [x <- x // 2] ifFalse: [x <- 3 * x + 1].
+         steps <- steps + 1].
+      total <- total + steps].
+   ^ total
+!
+EVAL Transcript show: 500 collatzSteps printString
+";
+    let steps = |mut x: u64| {
+        let mut n = 0;
+        while x != 1 {
+            x = if x.is_multiple_of(2) { x / 2 } else { 3 * x + 1 };
+            n += 1;
+        }
+        n
+    };
+    let want: u64 = (1..=500).map(steps).sum();
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
 }
 
 #[test]

@@ -124,7 +124,8 @@ pub struct TraceEntry {
     /// The (class, selector) lookups it folded (see `Vm::invalidate_traces`).
     pub lookups: Vec<(Value, Value)>,
     pub exit_counts: Vec<u64>,
-    pub entries: u64,
+    /// Entries from the VM (`entries()` also counts links).
+    pub vm_entries: u64,
     /// Per snapshot: leaving by it ends the loop (see `Recording::loop_exits`).
     pub loop_exits: Vec<bool>,
     /// Per snapshot: it is a `GuardNe`'s (two objects the trace assumed distinct).
@@ -137,6 +138,14 @@ pub struct TraceEntry {
     window_own: u64,
     /// Iterations its code ran, once the code is dropped (for `--stats`).
     iterations_when_dropped: u64,
+    /// Entries its code counted (from the VM and by links), once the code is dropped.
+    entries_when_dropped: u64,
+    /// Its exits linked to other traces: (snapshot, target trace).
+    links: Vec<(u32, u32)>,
+    /// For a loop trace: the arguments and temporaries of the loop's frame that any trace of
+    /// its tree reads unchecked. Entering any of them checks all of these, so that links
+    /// between them need no checks (see `Vm::link_exits`).
+    tree_needs: (usize, usize),
 }
 
 impl TraceEntry {
@@ -145,10 +154,17 @@ impl TraceEntry {
         self.code.as_ref().map_or(self.iterations_when_dropped, |c| c.iterations())
     }
 
-    /// The trace is never entered again.
+    /// Times its code was entered, by the VM or by a link from another trace.
+    pub fn entries(&self) -> u64 {
+        self.code.as_ref().map_or(self.entries_when_dropped, |c| c.entries())
+    }
+
+    /// The trace is never entered again (the caller unlinks the exits that led to it:
+    /// `Vm::unlink_dropped`).
     fn drop_code(&mut self) {
         if let Some(c) = self.code.take() {
             self.iterations_when_dropped = c.iterations();
+            self.entries_when_dropped = c.entries();
         }
     }
 }
@@ -179,6 +195,8 @@ pub struct Jit {
     /// `--dump-traces`: where each trace (and each abort) is described.
     pub dump: Option<Box<dyn Write>>,
     buffer: Vec<u64>,
+    /// The most frame-buffer words any trace uses: a run may go through several by links.
+    max_slots: usize,
     /// Back edges compiled code may still take (see `x64::Options::fuel`); refilled at entry.
     fuel: Box<std::cell::Cell<u64>>,
     /// What compiled code's helper calls reach (the heap, while a trace runs).
@@ -209,6 +227,7 @@ impl Default for Jit {
             stats: JitStats::default(),
             dump: None,
             buffer: Vec::new(),
+            max_slots: 0,
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
             runtime: Box::default(),
         }
@@ -255,7 +274,7 @@ impl Jit {
                 "jit: trace {} {}: {} entries, {} iterations, {} exits ({}){}\n",
                 t.id,
                 t.start,
-                t.entries,
+                t.entries(),
                 iterations,
                 exits,
                 by_snapshot.join(" "),
@@ -282,6 +301,17 @@ enum Entered {
     Ran,
     /// It ran and left by a hot exit without a side trace: record one from here.
     RecordSide(u32, u32),
+}
+
+/// How a run of compiled code ended (`Vm::run_trace`).
+struct Run {
+    /// The trace that left (the one entered, or one it linked to), and its exit.
+    left: u32,
+    exit: usize,
+    /// Loop-head arrivals and links: fuel spent.
+    done: u64,
+    /// The tree's loop trace completed an iteration itself.
+    root_done: bool,
 }
 
 /// What the interpreter does after a back edge.
@@ -505,13 +535,24 @@ impl Vm {
             rec.loop_exits.resize(s, false);
             rec.loop_exits.push(ends);
         }
+        let id = self.jit.traces.len() as u32;
+        let mut alias_exits = vec![false; rec.exits.len()];
+        for i in optimised.insts.iter().filter(|i| matches!(i.op, Op::GuardNe(..))) {
+            if let Some(s) = i.snap {
+                alias_exits[s.0 as usize] = true;
+            }
+        }
+        let depth = rec.start.parent.map_or(0, |(p, _)| self.jit.traces[p as usize].depth + 1);
+        let links = linkable_exits(&rec, &alias_exits, depth);
+        let parent_link = self.parent_link(&rec);
         let options = x64::Options {
             force_exits: self.jit.options.force_exits,
             fuel: self.jit.fuel.as_ptr() as u64,
             fuel_exit: Some(HEADER_SNAPSHOT),
             runtime: self.jit.runtime.address(),
+            trace_id: id,
         };
-        let compiled = x64::compile_with(&optimised, booleans, options);
+        let compiled = x64::compile_linked(&optimised, booleans, options, &links, parent_link.as_ref());
         let t2 = Instant::now();
         self.jit.stats.optimize_ns += (t1 - t0).as_nanos() as u64;
         self.jit.stats.assemble_ns += (t2 - t1).as_nanos() as u64;
@@ -532,7 +573,6 @@ impl Vm {
                 return;
             }
         };
-        let id = self.jit.traces.len() as u32;
         if self.jit.dump.is_some() {
             let text = dump_text(self, id, &start, &rec, &optimised, &code);
             if let Some(d) = self.jit.dump.as_mut() {
@@ -544,16 +584,8 @@ impl Vm {
         let mut constants = constants_of(&optimised, &rec.exits, rec.start.method);
         constants.extend(rec.lookups.iter().flat_map(|&(c, s)| [c, s]));
         let n_exits = rec.exits.len();
-        let mut alias_exits = vec![false; n_exits];
-        for i in optimised.insts.iter().filter(|i| matches!(i.op, Op::GuardNe(..))) {
-            if let Some(s) = i.snap {
-                alias_exits[s.0 as usize] = true;
-            }
-        }
-        let (root, depth) = match rec.start.parent {
-            Some((p, _)) => (self.jit.traces[p as usize].root, self.jit.traces[p as usize].depth + 1),
-            None => (id, 0),
-        };
+        let root = rec.start.parent.map_or(id, |(p, _)| self.jit.traces[p as usize].root);
+        let needs0 = rec.needs.first().copied().unwrap_or((0, 0));
         self.jit.traces.push(TraceEntry {
             id,
             root,
@@ -571,17 +603,24 @@ impl Vm {
             constants,
             lookups: rec.lookups,
             exit_counts: vec![0; n_exits],
-            entries: 0,
+            vm_entries: 0,
             loop_exits: rec.loop_exits,
             alias_exits,
             window_entries: 0,
             window_misses: 0,
             window_own: 0,
             iterations_when_dropped: 0,
+            entries_when_dropped: 0,
+            links: Vec::new(),
+            tree_needs: needs0,
         });
         self.jit.stats.traces_compiled += 1;
+        self.jit.max_slots = self.jit.max_slots.max(optimised.slots as usize);
         if let Some((parent, exit)) = rec.start.parent {
             self.jit.traces[parent as usize].side[exit as usize] = Some(id);
+            let r = &mut self.jit.traces[root as usize];
+            r.tree_needs = (r.tree_needs.0.max(needs0.0), r.tree_needs.1.max(needs0.1));
+            self.link_exits(id);
             return;
         }
         if let Some(data) = self.data_of(rec.start.method) {
@@ -615,13 +654,14 @@ impl Vm {
                 self.count_tree_run(first, completed, root_completed);
                 (completed, root_completed) = (false, false);
             }
-            let Some((exit, done)) = self.run_trace(tid) else {
+            let Some(Run { left, exit, done, root_done }) = self.run_trace(tid) else {
                 return if entered { Entered::Ran } else { Entered::No };
             };
             entered = true;
+            tid = left;
             let t = &self.jit.traces[tid as usize];
             completed |= done > 0 || t.end_exit == Some(exit);
-            root_completed |= done > 0;
+            root_completed |= root_done;
             let ends_loop = t.loop_exits.get(exit).copied().unwrap_or(false);
             // Where to go next without the interpreter; it takes over for collections and budgets.
             if self.heap.wants_collection() || self.budget.is_some_and(|b| b < 1000) {
@@ -684,22 +724,31 @@ impl Vm {
         }
     }
 
-    /// Runs one trace from the current state (if its entry conditions hold) and materialises its
-    /// exit; answers the exit taken and the iterations completed.
-    fn run_trace(&mut self, tid: u32) -> Option<(usize, u64)> {
+    /// Runs one trace from the current state (if its entry conditions hold), and whatever it
+    /// links to, and materialises the exit control finally leaves by. Answers the trace that
+    /// left, its exit, the loop-head arrivals (and links) of the whole run, and whether the
+    /// root of `tid`'s tree completed an iteration itself.
+    fn run_trace(&mut self, tid: u32) -> Option<Run> {
         self.save_regs_for_jit();
         let t = &self.jit.traces[tid as usize];
-        let slots = t.code.as_ref()?.slots();
+        t.code.as_ref()?;
         let n = t.entry.len();
+        let tree_needs = self.jit.traces[t.root as usize].tree_needs;
         let mut buffer = std::mem::take(&mut self.jit.buffer);
         buffer.clear();
-        buffer.resize(slots.max(4 * n), 0);
+        buffer.resize(self.jit.max_slots.max(4 * n), 0);
         // The real frames, outermost first, each checked against what the trace was recorded on.
+        // The loop's own frame (the outermost) against what any trace of the tree reads: links
+        // between them check nothing.
         let mut c = self.regs.ctx;
         let mut ok = true;
         for i in (0..n).rev() {
             let want = t.entry[i];
-            let (need_args, need_temps) = t.needs[i];
+            let (mut need_args, mut need_temps) = t.needs[i];
+            if i == 0 {
+                need_args = need_args.max(tree_needs.0);
+                need_temps = need_temps.max(tree_needs.1);
+            }
             let good = c.is_pointers()
                 && c.len() >= crate::interp::ctx::SIZE
                 && c.slot(crate::interp::ctx::METHOD) == want.method
@@ -731,46 +780,135 @@ impl Vm {
             self.jit.buffer = buffer;
             return None;
         }
-        // An execution budget bounds compiled loops too: one back edge, one safepoint.
+        // An execution budget bounds compiled loops too: one back edge (or link), one safepoint.
         let fuel = self.budget.map_or(u64::MAX, |b| b.max(1));
         self.jit.fuel.set(fuel);
         // Until `detach`, only the trace's allocation helper uses the heap.
         let objects = runtime::Objects { nil: self.k.nil, true_: self.k.true_, false_: self.k.false_ };
         self.jit.runtime.attach(&mut self.heap, objects);
+        let root = t.root;
+        let root_before = self.jit.traces[root as usize].iterations();
         let Some(code) = self.jit.traces[tid as usize].code.as_ref() else {
             self.jit.runtime.detach();
             return None;
         };
-        let before = code.iterations();
         // SAFETY: the trace was recorded on contexts running these methods with these stack
         // depths; its inputs are those contexts and their arguments, temporaries and stack
-        // Arrays, checked above to have every slot the trace reads without a guard; everything
-        // else it reads is guarded in the trace.
-        let exit = unsafe { code.run(&mut buffer) };
+        // Arrays, checked above to have every slot the trace reads without a guard (the loop's
+        // frame: every slot any trace of the tree reads, for the traces it links to); everything
+        // else it reads is guarded in the trace. The buffer has the slots of every trace.
+        let left = unsafe { code.enter(&mut buffer) };
         self.jit.runtime.detach();
-        let done = code.iterations() - before;
+        let done = fuel - self.jit.fuel.get();
         if let Some(b) = self.budget.as_mut() {
             *b = b.saturating_sub(done);
         }
-        let Ok(exit) = exit.map(|s| s.0 as usize) else {
+        let root_done = self.jit.traces[root as usize].iterations() > root_before;
+        let Ok((left, exit)) = left else {
             self.jit.buffer = buffer;
             return None;
         };
-        let t = &mut self.jit.traces[tid as usize];
-        t.entries += 1;
+        let exit = exit.0 as usize;
+        let Some(t) = self.jit.traces.get_mut(left as usize).filter(|t| t.code.is_some() && exit < t.exits.len())
+        else {
+            // Only live traces are linked to, and they answer their own numbers.
+            tracing::error!(target: "tracevm::jit", "trace {left} exit {exit} is not a live trace's");
+            self.jit.buffer = buffer;
+            return None;
+        };
+        if let Some(code) = t.code.as_ref() {
+            code.copy_exit(ir::SnapId(exit as u32), &mut buffer);
+        }
+        t.vm_entries += (left == tid) as u64;
         t.exit_counts[exit] += 1;
         let alias_failed = t.alias_exits.get(exit).copied().unwrap_or(false);
         self.jit.stats.trace_entries += 1;
         self.jit.stats.exits += 1;
         // Deoptimise: the exit map is taken out so that materialising may borrow the VM.
-        let state = std::mem::take(&mut self.jit.traces[tid as usize].exits[exit]);
+        let state = std::mem::take(&mut self.jit.traces[left as usize].exits[exit]);
         self.materialize(&state, &buffer);
-        self.jit.traces[tid as usize].exits[exit] = state;
+        self.jit.traces[left as usize].exits[exit] = state;
         self.jit.buffer = buffer;
         if alias_failed {
-            self.retire_trace(tid, Retire::AliasGuardFailed);
+            self.retire_trace(left, Retire::AliasGuardFailed);
         }
-        Some((exit, done))
+        Some(Run { left, exit, done, root_done })
+    }
+
+    /// After trace `id` (a side trace) is installed: its parent's exit continues into it, and
+    /// its last exit into its loop trace, in machine code, when the state there is exactly
+    /// what the other trace is entered with (one real frame: the loop's, at that trace's stack
+    /// depth). Entry checks of the loop's frame cover the whole tree (`TraceEntry::tree_needs`).
+    fn link_exits(&mut self, id: u32) {
+        let t = &self.jit.traces[id as usize];
+        let single = |state: &ExitState| match state.frames.as_slice() {
+            [f] => Some(f.stack.len()),
+            _ => None,
+        };
+        // (from, its exit, to, where `to` is entered)
+        let mut made = Vec::new();
+        if let (Some((p, e)), Some(at)) = (t.parent, t.code.as_ref().and_then(|c| c.parent_entry())) {
+            made.push((p, e, id, at));
+        }
+        if let (Some(end), Some(first)) = (t.end_exit, t.entry.first()) {
+            let r = &self.jit.traces[t.root as usize];
+            if let ([want], Some(code)) = (r.entry.as_slice(), r.code.as_ref()) {
+                if want.method == first.method && single(&t.exits[end]) == Some(want.sp) {
+                    made.push((id, end as u32, t.root, code.link_entry()));
+                }
+            }
+        }
+        for (from, exit, to, at) in made {
+            let Some(a) = self.jit.traces[from as usize].code.as_ref() else { continue };
+            if a.set_link(ir::SnapId(exit), Some(at)) {
+                self.jit.traces[from as usize].links.push((exit, to));
+            }
+        }
+    }
+
+    /// How a side trace being compiled from `rec` is entered from its parent's exit in machine
+    /// code, when it can be: it starts in the loop's frame alone, and the parent's exit is a
+    /// linkable one (`ExitLink::stack` None). The stack values are read where the parent's exit
+    /// stub leaves them: its value area, frame-buffer inputs, constants.
+    fn parent_link(&self, rec: &Recording) -> Option<x64::ParentLink> {
+        use deopt::Loc;
+        let (p, e) = rec.start.parent?;
+        let [entry] = rec.entry.as_slice() else { return None };
+        let parent = &self.jit.traces[p as usize];
+        let code = parent.code.as_ref()?;
+        let exit = ir::SnapId(e);
+        let [frame] = parent.exits.get(e as usize)?.frames.as_slice() else { return None };
+        if !code.links_later(exit) || frame.stack.len() != entry.sp {
+            return None;
+        }
+        let stack = frame
+            .stack
+            .iter()
+            .map(|&l| match l {
+                Loc::Slot(w) => Some(code.exit_value_at(exit, w).map_or(x64::LinkValue::Word(w), x64::LinkValue::At)),
+                Loc::Const(v) => Some(x64::LinkValue::Const(v)),
+                Loc::Virtual(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(x64::ParentLink { trace_id: p, exit, stack })
+    }
+
+    /// Unlinks every exit that leads to a trace whose code was dropped: its code is gone.
+    fn unlink_dropped(&mut self) {
+        let live: Vec<bool> = self.jit.traces.iter().map(|t| t.code.is_some()).collect();
+        for t in &mut self.jit.traces {
+            let Some(code) = t.code.as_ref() else {
+                t.links.clear();
+                continue;
+            };
+            t.links.retain(|&(exit, to)| {
+                let keep = live[to as usize];
+                if !keep {
+                    code.set_link(ir::SnapId(exit), None);
+                }
+                keep
+            });
+        }
     }
 
     /// Stops entering loop trace `tid` (and its side traces); its loop may be recorded again.
@@ -780,6 +918,7 @@ impl Vm {
         for t in self.jit.traces.iter_mut().filter(|t| t.root == tid) {
             t.drop_code();
         }
+        self.unlink_dropped();
         let reason = match why {
             Retire::LeftEarly => "retired: left early too often",
             Retire::AliasGuardFailed => "retired: objects it assumed distinct were the same",
@@ -838,6 +977,7 @@ impl Vm {
                 parent.side_aborts[e as usize] = 0;
             }
         }
+        self.unlink_dropped();
         for d in &mut self.method_data {
             for l in &mut d.loops {
                 for k in l.keys.iter_mut().filter(|k| k.trace.is_some_and(|t| dead.contains(&t))) {
@@ -887,6 +1027,48 @@ impl LookupChange<'_> {
         }
         true // a cycle in parentClass links: assume the worst
     }
+}
+
+/// The exits of a recording that may continue straight into another trace of its tree (see
+/// `x64::ExitLink`): those that leave exactly the loop's frame with its stack in frame-buffer
+/// words and constants, and that may get a side trace (not the loop trace's header, not one
+/// that ends the loop or finds two objects the same, not below the deepest side traces) or are
+/// a side trace's end, back at the header.
+fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8) -> Vec<x64::ExitLink> {
+    use deopt::{FrameKind, Loc};
+    let mut out = Vec::new();
+    for (s, state) in rec.exits.iter().enumerate() {
+        let [frame] = state.frames.as_slice() else { continue };
+        if frame.kind != (FrameKind::Real { ctx: Loc::Slot(0) }) {
+            continue;
+        }
+        let is_end = rec.end_exit == Some(s);
+        let may_get_side = depth < MAX_SIDE_DEPTH
+            && (s != HEADER_SNAPSHOT.0 as usize || rec.start.parent.is_some())
+            && !rec.loop_exits.get(s).copied().unwrap_or(true)
+            && !alias_exits.get(s).copied().unwrap_or(true);
+        if !(is_end || may_get_side) {
+            continue;
+        }
+        if !is_end {
+            // Its side trace, if it gets one, writes the stack (`Vm::parent_link`).
+            out.push(x64::ExitLink { snap: ir::SnapId(s as u32), stack: None });
+            continue;
+        }
+        let stack: Option<Vec<x64::LinkValue>> = frame
+            .stack
+            .iter()
+            .map(|&l| match l {
+                Loc::Slot(w) => Some(x64::LinkValue::Word(w)),
+                Loc::Const(v) => Some(x64::LinkValue::Const(v)),
+                Loc::Virtual(_) => None,
+            })
+            .collect();
+        if let Some(stack) = stack {
+            out.push(x64::ExitLink { snap: ir::SnapId(s as u32), stack: Some(stack) });
+        }
+    }
+    out
 }
 
 /// Every object a trace refers to: constants, guarded classes and values, methods of its frames.

@@ -2,14 +2,13 @@
 //!
 //! Owns the only `unsafe` of the backend. Code is written into an anonymous read-write mapping,
 //! which is then turned read-execute: no page is ever writable and executable at once. It never
-//! patches code in place (patching, for side traces, will map a page writable only while it is
-//! not executable).
+//! patches code in place: traces link to each other through data cells (`x64::ExitLink`).
 
 use memmap2::{Mmap, MmapMut};
 
 /// The calling convention of a compiled trace: it receives the frame buffer and answers the
-/// number of the snapshot it left by.
-type TraceFn = unsafe extern "sysv64" fn(*mut u64) -> u32;
+/// number of the trace that left (high 32 bits) and of the snapshot it left by (low 32 bits).
+type TraceFn = unsafe extern "sysv64" fn(*mut u64) -> u64;
 
 /// One trace's machine code in read-execute memory.
 pub struct CodeMemory {
@@ -39,9 +38,9 @@ impl CodeMemory {
     /// The caller (the backend) guarantees that the code was assembled from a verified trace
     /// whose frame buffer has at most `frame.len()` slots, that it follows the `TraceFn`
     /// convention, and that every object address the trace embeds or reads is live.
-    pub(crate) fn enter(&self, frame: &mut [u64]) -> u32 {
+    pub(crate) fn enter(&self, frame: &mut [u64]) -> u64 {
         // SAFETY: the mapping holds complete machine code produced by our assembler for the
-        // `TraceFn` convention (sysv64: frame pointer in rdi, exit number in eax, callee-saved
+        // `TraceFn` convention (sysv64: frame pointer in rdi, trace and exit numbers in rax, callee-saved
         // registers restored); it is read-execute and lives as long as `self`. The code only
         // touches `frame[..slots]`, its own stack frame, and heap objects the trace's guards and
         // the recorder vouch for (see the caller's contract above).

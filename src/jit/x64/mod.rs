@@ -65,7 +65,65 @@ pub struct CompiledTrace {
     _forced: Box<[u8]>,
     /// Back edges taken (the code increments it in place; boxed so that its address is fixed).
     iterations: Box<std::cell::Cell<u64>>,
+    /// Entries, from the VM and by links from other traces (the code counts them in place).
+    entries: Box<std::cell::Cell<u64>>,
+    /// Per linkable exit (see `ExitLink`): the address its stub jumps to, 0 for none. The code
+    /// reads it in place, so it lives (and stays put) as long as the code.
+    link_cells: Box<[std::cell::Cell<u64>]>,
+    /// Per snapshot: its index in `link_cells`, if it is linkable, and whether its stub writes
+    /// the stack itself (`ExitLink::stack` is Some).
+    link_of: Vec<Option<u16>>,
+    links_inline: Vec<bool>,
+    /// Where another trace's linked exit jumps in (past the prologue, see `ExitLink`).
+    link_entry: u64,
+    /// Where its parent's linked exit jumps in (see `ParentLink`).
+    parent_entry: Option<u64>,
+    /// The trace number its exits answer with (`Options::trace_id`).
+    id: u32,
 }
+
+/// An exit that may continue straight into another trace (a *link*), without the VM: its
+/// interpreter state is one real frame (the one in frame-buffer words 0–3, which the other trace
+/// reads as its own). Its stub jumps to the address in the exit's link cell
+/// (`CompiledTrace::set_link`), if any, after storing the registers the snapshot reads.
+///
+/// Two kinds, by which trace is compiled first:
+/// * `stack: Some(..)` — the exit's stack is written into the frame's stack Array by the stub
+///   itself, which then enters the other (older) trace at its `link_entry`. A side trace's last
+///   exit, back in its loop trace. With no fuel left or a stack Array too short, it leaves.
+/// * `stack: None` — the other trace is compiled later (a side trace of this exit): it writes the
+///   stack, reading this trace's value area (`ParentLink`), and is entered at its
+///   `parent_entry`. This stub is four instructions, so any exit can be one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitLink {
+    pub snap: SnapId,
+    pub stack: Option<Vec<LinkValue>>,
+}
+
+/// A value a linked exit writes into its frame's stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkValue {
+    /// The value the snapshot gives frame-buffer word `w` (the input itself if it gives none).
+    Word(u16),
+    Const(Value),
+    /// The word at this address (a value in another trace's value area).
+    At(u64),
+}
+
+/// A side trace entered from its parent's exit by a link (`ExitLink` with `stack: None`): its
+/// `parent_entry` writes the stack of the parent's exit state into the frame's stack Array,
+/// then runs the trace. With no fuel left or a stack Array too short it leaves as the parent's
+/// exit (`trace_id`, `exit`), whose values are in the parent's value area.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentLink {
+    pub trace_id: u32,
+    pub exit: SnapId,
+    pub stack: Vec<LinkValue>,
+}
+
+/// Frame-buffer word of the root frame's stack Array (words 0–3: context, arguments,
+/// temporaries, stack).
+const ROOT_STACK_WORD: i32 = 3;
 
 /// How to compile.
 #[derive(Clone, Copy, Debug, Default)]
@@ -81,6 +139,8 @@ pub struct Options {
     /// The address of the `jit::runtime::Runtime` the code's helper calls get (0: none; then
     /// every `New` exits).
     pub runtime: u64,
+    /// Answered with every exit (see `CompiledTrace::enter`): after links, the trace that left.
+    pub trace_id: u32,
 }
 
 impl CompiledTrace {
@@ -93,14 +153,80 @@ impl CompiledTrace {
     /// every `LoadSlot`/`StoreSlot`/`LoadLen` must reach an object with the slots it names. The
     /// recorder establishes this with guards; tests by construction.
     pub unsafe fn run(&self, frame: &mut [u64]) -> Result<SnapId, BackendError> {
+        let (id, exit) = self.enter(frame)?;
+        if id == self.id {
+            self.copy_exit(exit, frame);
+        }
+        Ok(exit)
+    }
+
+    /// Runs the trace on `frame` until some trace leaves (this one, or one it linked to);
+    /// answers that trace's `Options::trace_id` and its snapshot. The values of that snapshot are
+    /// in *its* value area: `copy_exit` on it puts them into `frame`.
+    ///
+    /// # Safety
+    /// As `run`, for this trace and for every trace its links may reach, and `frame` must have
+    /// the slots of all of them.
+    pub unsafe fn enter(&self, frame: &mut [u64]) -> Result<(u32, SnapId), BackendError> {
         if frame.len() < self.slots as usize {
             return Err(BackendError::FrameTooSmall { given: frame.len(), needed: self.slots as usize });
         }
-        let exit = self.code.enter(frame);
-        for &(slot, v) in self.exits.get(exit as usize).map(Vec::as_slice).unwrap_or(&[]) {
+        let answer = self.code.enter(frame);
+        Ok(((answer >> 32) as u32, SnapId(answer as u32)))
+    }
+
+    /// Copies snapshot `exit`'s values into their frame-buffer words (after this trace left by it).
+    pub fn copy_exit(&self, exit: SnapId, frame: &mut [u64]) {
+        for &(slot, v) in self.exits.get(exit.0 as usize).map(Vec::as_slice).unwrap_or(&[]) {
             frame[slot as usize] = self.values[v.0 as usize].get();
         }
-        Ok(SnapId(exit))
+    }
+
+    /// Points linkable exit `exit` at `target` (`link_entry` or `parent_entry` of another
+    /// trace, as the exit's kind requires), or (None) unlinks it. False when the exit is not
+    /// linkable. The caller vouches that whenever this trace leaves by `exit`, the state is one
+    /// the target may be entered in (see `ExitLink`).
+    pub fn set_link(&self, exit: SnapId, target: Option<u64>) -> bool {
+        match self.link_of.get(exit.0 as usize).copied().flatten() {
+            Some(k) => {
+                self.link_cells[k as usize].set(target.unwrap_or(0));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether exit `exit` can be linked to a trace compiled later (`ExitLink::stack` None).
+    pub fn links_later(&self, exit: SnapId) -> bool {
+        self.link_of.get(exit.0 as usize).copied().flatten().is_some() && !self.links_inline[exit.0 as usize]
+    }
+
+    /// The address in this trace's value area where exit `exit` leaves the value of frame-buffer
+    /// word `w`, if the snapshot gives that word one.
+    pub fn exit_value_at(&self, exit: SnapId, w: u16) -> Option<u64> {
+        let entries = self.exits.get(exit.0 as usize)?;
+        let &(_, v) = entries.iter().find(|&&(word, _)| word == w)?;
+        Some(self.values[v.0 as usize].as_ptr() as u64)
+    }
+
+    /// Where an older trace's linked exit enters (see `ExitLink`).
+    pub fn link_entry(&self) -> u64 {
+        self.link_entry
+    }
+
+    /// Where the parent's linked exit enters, if compiled with a `ParentLink`.
+    pub fn parent_entry(&self) -> Option<u64> {
+        self.parent_entry
+    }
+
+    /// Whether exit `exit` currently continues into another trace.
+    pub fn is_linked(&self, exit: SnapId) -> bool {
+        self.link_of.get(exit.0 as usize).copied().flatten().is_some_and(|k| self.link_cells[k as usize].get() != 0)
+    }
+
+    /// Entries so far: from the VM, and by links from other traces.
+    pub fn entries(&self) -> u64 {
+        self.entries.get()
     }
 
     /// Frame-buffer words the trace needs.
@@ -164,6 +290,12 @@ struct Emitter<'t> {
     fuel: u64,
     fuel_exit: Option<SnapId>,
     runtime: u64,
+    /// Address of the entry counter.
+    entries: u64,
+    /// Per snapshot: its link (what the stub writes) and the address of its link cell.
+    links: Vec<Option<(&'t ExitLink, u64)>>,
+    trace_id: u32,
+    parent: Option<&'t ParentLink>,
 }
 
 /// One side of a parallel move (the loop head's and the back edge's phi copies).
@@ -379,6 +511,22 @@ impl Emitter<'_> {
         }
     }
 
+    /// A linked exit that writes its own stack (see `ExitLink`): when its cell names a trace and
+    /// `write_link_stack` agrees, jump there. Falls through (to the stub's ordinary exit)
+    /// otherwise. Runs after the stub stored the registers.
+    fn link(&mut self, s: usize, stack: &[LinkValue], cell: u64) -> Result<(), IcedError> {
+        let mut unlinked = self.a.create_label();
+        self.a.mov(rax, cell)?;
+        self.a.mov(rax, qword_ptr(rax))?;
+        self.a.test(rax, rax)?;
+        self.a.jz(unlinked)?;
+        let entries = self.trace.snapshots[s].entries.clone();
+        self.write_link_stack_reading(stack, unlinked, &entries)?;
+        self.a.jmp(rax)?;
+        self.a.set_label(&mut unlinked)?;
+        Ok(())
+    }
+
     /// `Options::force_exits`: before an instruction that may exit, leave by its exit the first
     /// time control gets there.
     fn forced_exit(&mut self, inst: &crate::jit::ir::Inst, exit_point: &mut u64) -> Result<(), IcedError> {
@@ -400,7 +548,9 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    fn emit(mut self) -> Result<CodeAssembler, IcedError> {
+    /// Emits the trace; answers the code and the instruction indices of the link entry and of
+    /// the parent entry (if any).
+    fn emit(mut self) -> Result<(CodeAssembler, usize, Option<usize>), IcedError> {
         let phis: Vec<(Ref, Ref, Ref)> = self
             .trace
             .insts
@@ -422,6 +572,13 @@ impl Emitter<'_> {
         }
         self.a.sub(rsp, 8)?;
         self.a.mov(r12, rdi)?;
+        // The link entry: a linked exit of another trace jumps here with its own prologue's
+        // frame and the same frame buffer in r12.
+        let link_index = self.a.instructions().len();
+        let mut link_entry = self.a.create_label();
+        self.a.set_label(&mut link_entry)?;
+        self.a.mov(rax, self.entries)?;
+        self.a.inc(qword_ptr(rax))?;
         self.a.mov(rbx, self.values)?;
 
         let mut exit_point = 0u64;
@@ -703,7 +860,21 @@ impl Emitter<'_> {
                     self.a.mov(self.value(v), reg)?;
                 }
             }
-            self.a.mov(eax, s as u32)?;
+            if let Some((link, cell)) = self.links[s] {
+                match &link.stack {
+                    Some(stack) => self.link(s, stack, cell)?,
+                    None => {
+                        let mut unlinked = self.a.create_label();
+                        self.a.mov(rax, cell)?;
+                        self.a.mov(rax, qword_ptr(rax))?;
+                        self.a.test(rax, rax)?;
+                        self.a.jz(unlinked)?;
+                        self.a.jmp(rax)?;
+                        self.a.set_label(&mut unlinked)?;
+                    }
+                }
+            }
+            self.a.mov(rax, (self.trace_id as u64) << 32 | s as u64)?;
             self.a.jmp(epilogue)?;
         }
 
@@ -713,42 +884,140 @@ impl Emitter<'_> {
             self.a.pop(reg)?;
         }
         self.a.ret()?;
-        Ok(self.a)
+
+        let parent_index = match self.parent {
+            Some(p) => {
+                let index = self.a.instructions().len();
+                let mut refused = self.a.create_label();
+                self.write_link_stack(&p.stack, refused)?;
+                self.a.jmp(link_entry)?;
+                self.a.set_label(&mut refused)?;
+                self.a.mov(rax, (p.trace_id as u64) << 32 | p.exit.0 as u64)?;
+                self.a.jmp(epilogue)?;
+                Some(index)
+            }
+            None => None,
+        };
+        Ok((self.a, link_index, parent_index))
+    }
+
+    /// The common part of a link: one unit of fuel, a long enough stack Array (else to
+    /// `refused`), then `stack` written into it. rax is kept (it holds the link's target).
+    fn write_link_stack(&mut self, stack: &[LinkValue], refused: CodeLabel) -> Result<(), IcedError> {
+        self.write_link_stack_reading(stack, refused, &[])
+    }
+
+    fn write_link_stack_reading(
+        &mut self,
+        stack: &[LinkValue],
+        refused: CodeLabel,
+        entries: &[(u16, Ref)],
+    ) -> Result<(), IcedError> {
+        if self.fuel != 0 {
+            // A cycle of links is a loop too: it burns fuel like a back edge.
+            self.a.mov(rcx, self.fuel)?;
+            self.a.cmp(qword_ptr(rcx), 1)?;
+            self.a.jbe(refused)?;
+            self.a.dec(qword_ptr(rcx))?;
+        }
+        self.a.mov(rdx, qword_ptr(r12 + 8 * ROOT_STACK_WORD))?;
+        self.a.cmp(dword_ptr(rdx + LEN_OFFSET), stack.len() as i32)?;
+        self.a.jb(refused)?;
+        for (k, &v) in stack.iter().enumerate() {
+            match v {
+                LinkValue::Const(c) => self.a.mov(rcx, c.raw())?,
+                LinkValue::At(addr) => {
+                    self.a.mov(rcx, addr)?;
+                    self.a.mov(rcx, qword_ptr(rcx))?;
+                }
+                LinkValue::Word(w) => match entries.iter().find(|&&(word, _)| word == w) {
+                    Some(&(_, r)) => self.load(rcx, r)?,
+                    None => self.a.mov(rcx, qword_ptr(r12 + 8 * w as i32))?,
+                },
+            }
+            self.a.mov(qword_ptr(rdx + slot_offset(k as u32)), rcx)?;
+        }
+        Ok(())
     }
 }
 
 /// Addresses of the data a trace's code uses in place (see `CompiledTrace`).
-#[derive(Clone, Copy)]
 struct DataAt {
     forced: u64,
     iterations: u64,
     values: u64,
+    entries: u64,
+    /// Per snapshot: its link and the address of its link cell.
+    link_cells: Vec<Option<u64>>,
 }
 
-fn assemble(trace: &Trace, k: Constants, ip: u64, at: DataAt, o: Options) -> Result<Vec<u8>, BackendError> {
+/// Assembled code, and the offsets of its link entry and parent entry.
+struct Assembled {
+    code: Vec<u8>,
+    link_entry: u64,
+    parent_entry: Option<u64>,
+}
+
+fn assemble(
+    trace: &Trace,
+    k: Constants,
+    ip: u64,
+    at: &DataAt,
+    o: Options,
+    links: &[ExitLink],
+    parent: Option<&ParentLink>,
+) -> Result<Assembled, BackendError> {
     let mut a = CodeAssembler::new(64)?;
     // Every branch in its rel32 form: `encode_linear` patches displacements, never lengths.
     a.set_prefer_short_branch(false);
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
     let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
-    let DataAt { forced, iterations, values } = at;
+    let DataAt { forced, iterations, values, entries, .. } = *at;
     let runtime = o.runtime;
     let loc = regalloc::allocate(trace, fuel_exit.filter(|_| fuel != 0));
-    let a = Emitter { a, trace, loc, stubs, k, forced, iterations, values, fuel, fuel_exit, runtime }.emit()?;
-    encode_linear(&a, ip)
+    let mut by_snap: Vec<Option<(&ExitLink, u64)>> = vec![None; trace.snapshots.len()];
+    for (l, cell) in links.iter().zip(&at.link_cells) {
+        if let (Some(slot), Some(cell)) = (by_snap.get_mut(l.snap.0 as usize), cell) {
+            *slot = Some((l, *cell));
+        }
+    }
+    let trace_id = o.trace_id;
+    let emitter = Emitter {
+        a,
+        trace,
+        loc,
+        stubs,
+        k,
+        forced,
+        iterations,
+        values,
+        fuel,
+        fuel_exit,
+        runtime,
+        entries,
+        links: by_snap,
+        trace_id,
+        parent,
+    };
+    let (a, link_index, parent_index) = emitter.emit()?;
+    let (code, starts) = encode_linear(&a, ip)?;
+    let offset = |i: usize| starts.get(i).copied().ok_or_else(|| BackendError::Asm("entry past the code".into()));
+    Ok(Assembled { code, link_entry: offset(link_index)?, parent_entry: parent_index.map(offset).transpose()? })
 }
 
 /// Encodes the assembled instructions in one pass, every branch to a label in its rel32 form,
 /// then patches the branch displacements. iced's `BlockEncoder` (behind `CodeAssembler::assemble`)
 /// shortens branches over several passes and cost more than the encoding itself; a trace's code
 /// is short-lived and compile time is what the JIT pays on every program.
-fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<Vec<u8>, BackendError> {
+fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<(Vec<u8>, Vec<u64>), BackendError> {
     use iced_x86::{Encoder, OpKind};
     let mut encoder = Encoder::new(64);
     let mut labels: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
     let mut fixups: Vec<(usize, u64)> = Vec::new();
+    let mut starts = Vec::with_capacity(a.instructions().len());
     let mut pos = 0u64;
     for instr in a.instructions() {
+        starts.push(pos);
         if instr.ip() != 0 {
             labels.insert(instr.ip(), pos);
         }
@@ -777,7 +1046,7 @@ fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<Vec<u8>, BackendError> {
             i32::try_from(target as i64 - end as i64).map_err(|_| BackendError::Asm("branch out of range".into()))?;
         code[end - 4..end].copy_from_slice(&rel.to_le_bytes());
     }
-    Ok(code)
+    Ok((code, starts))
 }
 
 /// Builds iced-x86's encoder tables (about half a millisecond, paid by the first encoding) on
@@ -796,6 +1065,18 @@ pub fn compile(trace: &Trace, k: Constants) -> Result<CompiledTrace, BackendErro
 
 /// Verifies and compiles a trace with `options`.
 pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<CompiledTrace, BackendError> {
+    compile_linked(trace, k, options, &[], None)
+}
+
+/// Verifies and compiles a trace with `options` whose exits `links` may continue in other
+/// traces (`CompiledTrace::set_link`), and that its parent's exit may continue in (`parent`).
+pub fn compile_linked(
+    trace: &Trace,
+    k: Constants,
+    options: Options,
+    links: &[ExitLink],
+    parent: Option<&ParentLink>,
+) -> Result<CompiledTrace, BackendError> {
     trace.verify()?;
     let exit_points = trace.insts.iter().filter(|i| i.op.may_exit()).count();
     let mut forced: Box<[u8]> = vec![0u8; if options.force_exits { exit_points.max(1) } else { 0 }].into_boxed_slice();
@@ -814,16 +1095,48 @@ pub fn compile_with(trace: &Trace, k: Constants, options: Options) -> Result<Com
         .chain(std::iter::once(Default::default()))
         .collect();
     let values_at = values.as_ptr() as u64;
-    let at = DataAt { forced: forced_at, iterations: iterations_at, values: values_at };
-    let code = assemble(trace, k, 0, at, options)?;
-    let region = CodeMemory::reserve(code.len())?;
+    let entries = Box::new(std::cell::Cell::new(0u64));
+    let link_cells: Box<[std::cell::Cell<u64>]> = links.iter().map(|_| std::cell::Cell::new(0)).collect();
+    let mut link_of = vec![None; trace.snapshots.len()];
+    let mut links_inline = vec![false; trace.snapshots.len()];
+    for (i, l) in links.iter().enumerate() {
+        if let Some(slot) = link_of.get_mut(l.snap.0 as usize) {
+            *slot = Some(i as u16);
+            links_inline[l.snap.0 as usize] = l.stack.is_some();
+        }
+    }
+    let at = DataAt {
+        forced: forced_at,
+        iterations: iterations_at,
+        values: values_at,
+        entries: entries.as_ptr() as u64,
+        link_cells: link_cells.iter().map(|c| Some(c.as_ptr() as u64)).collect(),
+    };
+    let assembled = assemble(trace, k, 0, &at, options, links, parent)?;
+    let region = CodeMemory::reserve(assembled.code.len())?;
     debug_assert_eq!(
-        assemble(trace, k, region.base(), at, options)?,
-        code,
+        assemble(trace, k, region.base(), &at, options, links, parent)?.code,
+        assembled.code,
         "trace code must not depend on its address"
     );
-    let code = region.seal(&code)?;
+    let link_entry = region.base() + assembled.link_entry;
+    let parent_entry = assembled.parent_entry.map(|o| region.base() + o);
+    let code = region.seal(&assembled.code)?;
     tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
     let exits = trace.snapshots.iter().map(|s| s.entries.clone()).collect();
-    Ok(CompiledTrace { code, slots: trace.slots, values, exits, _forced: forced, iterations })
+    Ok(CompiledTrace {
+        code,
+        slots: trace.slots,
+        values,
+        exits,
+        _forced: forced,
+        iterations,
+        entries,
+        link_cells,
+        link_of,
+        links_inline,
+        link_entry,
+        parent_entry,
+        id: options.trace_id,
+    })
 }
