@@ -541,19 +541,15 @@ impl Recorder {
         if let Some(s) = self.snap {
             return Ok(s);
         }
-        let mut b = SnapBuilder {
-            rec: self,
-            entries: Vec::new(),
-            slot_of: HashMap::new(),
-            objects: Vec::new(),
-            obj_of: HashMap::new(),
-        };
-        let frame_index: HashMap<u32, u16> = b.rec.frames.iter().enumerate().map(|(i, f)| (f.id, i as u16)).collect();
-        let mut frames = Vec::new();
-        let top = b.rec.frames.len() - 1;
-        for i in 0..b.rec.frames.len() {
-            let f = b.rec.frames[i].clone();
-            let (ip, stack) = if i == top { (b.rec.pre_ip, b.rec.pre_stack.clone()) } else { (f.ip, f.stack.clone()) };
+        // Snapshots are taken at every guard: a few entries each, so linear searches and no
+        // hashing or cloning of frames.
+        let rec: &Recorder = self;
+        let mut b = SnapBuilder { rec, entries: Vec::new(), objects: Vec::new(), obj_of: Vec::new() };
+        let frame_index: Vec<u32> = rec.frames.iter().map(|f| f.id).collect();
+        let mut frames = Vec::with_capacity(rec.frames.len());
+        let top = rec.frames.len() - 1;
+        for (i, f) in rec.frames.iter().enumerate() {
+            let (ip, stack) = if i == top { (rec.pre_ip, &rec.pre_stack) } else { (f.ip, &f.stack) };
             let kind = match f.ty {
                 FrameType::Real { ctx } => FrameKind::Real { ctx: b.loc(Sym::Ir(ctx), &frame_index)? },
                 FrameType::Method => FrameKind::Method {
@@ -564,7 +560,7 @@ impl Recorder {
                 FrameType::Block { block } => FrameKind::Block { block: b.loc(block, &frame_index)? },
             };
             let mut locs = Vec::with_capacity(stack.len());
-            for s in stack {
+            for &s in stack {
                 locs.push(b.loc(s, &frame_index)?);
             }
             frames.push(FrameDesc { kind, ip: ip as u32, stack: locs, stack_size: f.stack_size });
@@ -1317,33 +1313,34 @@ impl Recorder {
 /// Builds one snapshot: assigns frame-buffer slots to IR values and numbers virtual objects.
 struct SnapBuilder<'r> {
     rec: &'r Recorder,
+    /// (frame-buffer word, value): word k is entry k.
     entries: Vec<(u16, Ref)>,
-    slot_of: HashMap<Ref, u16>,
     objects: Vec<ObjDesc>,
-    obj_of: HashMap<u32, u16>,
+    /// (virtual object, its index in `objects`).
+    obj_of: Vec<(u32, u16)>,
 }
 
 impl SnapBuilder<'_> {
-    fn loc(&mut self, s: Sym, frames: &HashMap<u32, u16>) -> Result<Loc, Abort> {
+    /// `frames`: the ids of the recorder's frames, outermost first.
+    fn loc(&mut self, s: Sym, frames: &[u32]) -> Result<Loc, Abort> {
         match s {
             Sym::Ir(r) => {
                 if let Some(&v) = self.rec.const_of.get(&r) {
                     return Ok(Loc::Const(v));
                 }
-                if let Some(&k) = self.slot_of.get(&r) {
+                if let Some(&(k, _)) = self.entries.iter().find(|&&(_, e)| e == r) {
                     return Ok(Loc::Slot(k));
                 }
                 let k = self.entries.len() as u16;
                 self.entries.push((k, r));
-                self.slot_of.insert(r, k);
                 Ok(Loc::Slot(k))
             }
             Sym::Virt(v) => {
-                if let Some(&k) = self.obj_of.get(&v) {
+                if let Some(&(_, k)) = self.obj_of.iter().find(|&&(o, _)| o == v) {
                     return Ok(Loc::Virtual(k));
                 }
                 let k = self.objects.len() as u16;
-                self.obj_of.insert(v, k);
+                self.obj_of.push((v, k));
                 self.objects.push(ObjDesc::Array(Vec::new()));
                 let desc = match self.rec.objs[v as usize].clone() {
                     VObj::Array(e) => {
@@ -1369,10 +1366,10 @@ impl SnapBuilder<'_> {
         }
     }
 
-    fn ctx(&mut self, c: CtxRef, frames: &HashMap<u32, u16>) -> Result<CtxLoc, Abort> {
+    fn ctx(&mut self, c: CtxRef, frames: &[u32]) -> Result<CtxLoc, Abort> {
         match c {
-            CtxRef::Frame(id) => match frames.get(&id) {
-                Some(&i) => Ok(CtxLoc::Frame(i)),
+            CtxRef::Frame(id) => match frames.iter().position(|&f| f == id) {
+                Some(i) => Ok(CtxLoc::Frame(i as u16)),
                 None => abort("a block refers to a frame that has returned"),
             },
             CtxRef::Real(r) => Ok(CtxLoc::Real(self.loc(Sym::Ir(r), frames)?)),
