@@ -809,17 +809,16 @@ impl Vm {
             return None;
         };
         let exit = exit.0 as usize;
-        let Some(t) = self.jit.traces.get_mut(left as usize).filter(|t| t.code.is_some() && exit < t.exits.len())
-        else {
-            // Only live traces are linked to, and they answer their own numbers.
-            tracing::error!(target: "tracevm::jit", "trace {left} exit {exit} is not a live trace's");
-            self.jit.buffer = buffer;
-            return None;
-        };
+        self.jit.traces[tid as usize].vm_entries += 1;
+        // Only live traces are linked to (`unlink_dropped`), and each answers its own number:
+        // anything else is a JIT bug, and the state it left cannot be trusted.
+        let t =
+            self.jit.traces.get_mut(left as usize).filter(|t| t.code.is_some() && exit < t.exits.len()).unwrap_or_else(
+                || panic!("JIT bug: compiled code left by trace {left} exit {exit}, not a live trace's"),
+            );
         if let Some(code) = t.code.as_ref() {
             code.copy_exit(ir::SnapId(exit as u32), &mut buffer);
         }
-        t.vm_entries += (left == tid) as u64;
         t.exit_counts[exit] += 1;
         let alias_failed = t.alias_exits.get(exit).copied().unwrap_or(false);
         self.jit.stats.trace_entries += 1;
