@@ -197,7 +197,25 @@ impl Heap {
     }
 
     /// A pointer object holding exactly `slots`.
+    #[inline]
     pub fn alloc_with_slots(&mut self, class: Value, slots: &[Value]) -> Value {
+        let n = slots.len();
+        let words = (HEADER_WORDS + n).max(MIN_CELL_WORDS);
+        if words <= MAX_SMALL_WORDS && self.free[words] != 0 {
+            // As in `alloc_pointers`: contexts and argument Arrays are made here on every send.
+            let p = self.free[words] as *mut u64;
+            self.allocated_since_gc += words;
+            // SAFETY: a free-chain entry is a free cell of `words` words in one of our pages;
+            // word 2 is the link, and the whole cell is ours to initialise.
+            unsafe {
+                self.free[words] = p.add(2).read();
+                init_header(p, class, n as u32, Kind::Pointers, words as u8);
+                for (i, s) in slots.iter().enumerate() {
+                    p.add(HEADER_WORDS + i).write(s.raw());
+                }
+            }
+            return Value::from_raw(p as u64);
+        }
         let v = self.alloc_object(class, Kind::Pointers, slots.len());
         let body = v.body_ptr();
         for (i, s) in slots.iter().enumerate() {
