@@ -168,12 +168,13 @@ impl Heap {
         Value::from_raw(p as u64)
     }
 
-    /// A pointer object with `n` slots, all `fill`.
-    #[inline]
-    pub fn alloc_pointers(&mut self, class: Value, n: usize, fill: Value) -> Value {
+    /// A pointer object of `n` slots with its header written and its body not yet: from a free
+    /// cell popped inline when one is ready (the common case on every send: contexts, stacks,
+    /// argument Arrays), else by the general path.
+    #[inline(always)]
+    fn alloc_pointer_cell(&mut self, class: Value, n: usize) -> Value {
         let words = (HEADER_WORDS + n).max(MIN_CELL_WORDS);
         if words <= MAX_SMALL_WORDS && self.free[words] != 0 {
-            // The common case, kept small enough to inline: pop a free cell and fill it.
             let p = self.free[words] as *mut u64;
             self.allocated_since_gc += words;
             // SAFETY: a free-chain entry is a free cell of `words` words in one of our pages;
@@ -181,13 +182,21 @@ impl Heap {
             unsafe {
                 self.free[words] = p.add(2).read();
                 init_header(p, class, n as u32, Kind::Pointers, words as u8);
-                for i in 0..n {
-                    p.add(HEADER_WORDS + i).write(fill.raw());
-                }
             }
             return Value::from_raw(p as u64);
         }
-        let v = self.alloc_object(class, Kind::Pointers, n);
+        self.alloc_pointer_cell_slow(class, n)
+    }
+
+    #[inline(never)]
+    fn alloc_pointer_cell_slow(&mut self, class: Value, n: usize) -> Value {
+        self.alloc_object(class, Kind::Pointers, n)
+    }
+
+    /// A pointer object with `n` slots, all `fill`.
+    #[inline]
+    pub fn alloc_pointers(&mut self, class: Value, n: usize, fill: Value) -> Value {
+        let v = self.alloc_pointer_cell(class, n);
         let body = v.body_ptr();
         for i in 0..n {
             // SAFETY: the body has n words.
@@ -199,24 +208,7 @@ impl Heap {
     /// A pointer object holding exactly `slots`.
     #[inline]
     pub fn alloc_with_slots(&mut self, class: Value, slots: &[Value]) -> Value {
-        let n = slots.len();
-        let words = (HEADER_WORDS + n).max(MIN_CELL_WORDS);
-        if words <= MAX_SMALL_WORDS && self.free[words] != 0 {
-            // As in `alloc_pointers`: contexts and argument Arrays are made here on every send.
-            let p = self.free[words] as *mut u64;
-            self.allocated_since_gc += words;
-            // SAFETY: a free-chain entry is a free cell of `words` words in one of our pages;
-            // word 2 is the link, and the whole cell is ours to initialise.
-            unsafe {
-                self.free[words] = p.add(2).read();
-                init_header(p, class, n as u32, Kind::Pointers, words as u8);
-                for (i, s) in slots.iter().enumerate() {
-                    p.add(HEADER_WORDS + i).write(s.raw());
-                }
-            }
-            return Value::from_raw(p as u64);
-        }
-        let v = self.alloc_object(class, Kind::Pointers, slots.len());
+        let v = self.alloc_pointer_cell(class, slots.len());
         let body = v.body_ptr();
         for (i, s) in slots.iter().enumerate() {
             // SAFETY: the body has slots.len() words.
