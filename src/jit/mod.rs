@@ -252,11 +252,12 @@ impl Jit {
     pub fn report(&self) -> String {
         let s = &self.stats;
         let mut out = format!(
-            "jit: {} traces compiled, {} invalidated; {} trace entries, {} exits\n\
+            "jit: {} traces compiled, {} invalidated; {} trace entries from the VM, {} by links; {} exits\n\
              jit: time recording {:.1} ms, optimising {:.1} ms, assembling {:.1} ms\n",
             s.traces_compiled,
             s.invalidations,
             s.trace_entries,
+            self.traces.iter().map(|t| t.entries().saturating_sub(t.vm_entries)).sum::<u64>(),
             s.exits,
             s.record_ns as f64 / 1e6,
             s.optimize_ns as f64 / 1e6,
@@ -271,13 +272,17 @@ impl Jit {
             let by_snapshot: Vec<String> =
                 t.exit_counts.iter().enumerate().filter(|(_, &n)| n > 0).map(|(s, n)| format!("s{s}×{n}")).collect();
             out.push_str(&format!(
-                "jit: trace {} {}: {} entries, {} iterations, {} exits ({}){}\n",
+                "jit: trace {} {}: {} entries, {} iterations, {} exits ({}){}{}\n",
                 t.id,
                 t.start,
                 t.entries(),
                 iterations,
                 exits,
                 by_snapshot.join(" "),
+                match t.entries().saturating_sub(t.vm_entries) {
+                    0 => String::new(),
+                    n => format!(", {n} entries by links"),
+                },
                 if t.code.is_none() { " (invalidated)" } else { "" }
             ));
         }
