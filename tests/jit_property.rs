@@ -57,6 +57,8 @@ struct Outcome {
     /// Entries of traces by a link from another trace, in machine code (not counted in
     /// `trace_entries`).
     linked_entries: u64,
+    /// Traces dropped because a lookup they folded changed.
+    invalidations: u64,
 }
 
 impl Outcome {
@@ -75,6 +77,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     vm.budget = Some(2_000_000);
     vm.max_heap_bytes = 256 << 20;
     let (compiled0, entries0) = (vm.jit.stats.traces_compiled, vm.jit.stats.trace_entries);
+    let invalidations0 = vm.jit.stats.invalidations;
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -93,6 +96,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         collections: vm.counters.gc_count - collections0,
         side_depth: vm.jit.traces[traces0..].iter().map(|t| t.depth).max().unwrap_or(0),
         linked_entries: vm.jit.traces[traces0..].iter().map(|t| t.entries() - t.vm_entries).sum(),
+        invalidations: vm.jit.stats.invalidations - invalidations0,
     }
 }
 
@@ -489,6 +493,36 @@ EVAL Transcript show: 500 collatzSteps printString
     let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
+}
+
+/// The method a side trace inlined is redefined while the loop runs: the side trace is dropped
+/// and its parent's exit unlinked (its code is gone) while the loop trace, which never inlined
+/// it, keeps running; the exit later links to a side trace recorded with the new method.
+#[test]
+fn a_side_trace_dropped_mid_loop_is_unlinked_from_its_parent() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitLink' variables: '' classVariables: '')
+METHOD JitLink
+g: x
+  ^ x + 1
+!
+META JitLink
+run: n redefineAt: m
+  | s i k o |
+  s <- 0. i <- 0. k <- 0. o <- JitLink new.
+  [i < n] whileTrue: [
+     k <- k + 1.
+     k = 7 ifTrue: [k <- 0. s <- s + (o g: i)] ifFalse: [s <- s + 1].
+     i = m ifTrue: [JitLink compileMethod: 'g: x ^ x * 10'].
+     i <- i + 1].
+  ^ s
+!
+EVAL Transcript show: (JitLink run: 3000 redefineAt: 1500) printString
+";
+    let g = |i: i64| if i <= 1500 { i + 1 } else { 10 * i };
+    let want: i64 = (0..3000i64).map(|i| if (i + 1) % 7 == 0 { g(i) } else { 1 }).sum();
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.invalidations > 0 && on.linked_entries > 0, "a linked side trace was dropped: {on:?}");
 }
 
 #[test]
