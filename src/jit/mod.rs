@@ -875,7 +875,6 @@ impl Vm {
     /// linkable one (`ExitLink::stack` None). The stack values are read where the parent's exit
     /// stub leaves them: its value area, frame-buffer inputs, constants.
     fn parent_link(&self, rec: &Recording) -> Option<x64::ParentLink> {
-        use deopt::Loc;
         let (p, e) = rec.start.parent?;
         let [entry] = rec.entry.as_slice() else { return None };
         let parent = &self.jit.traces[p as usize];
@@ -885,15 +884,8 @@ impl Vm {
         if !code.links_later(exit) || frame.stack.len() != entry.sp {
             return None;
         }
-        let stack = frame
-            .stack
-            .iter()
-            .map(|&l| match l {
-                Loc::Slot(w) => Some(code.exit_value_at(exit, w).map_or(x64::LinkValue::Word(w), x64::LinkValue::At)),
-                Loc::Const(v) => Some(x64::LinkValue::Const(v)),
-                Loc::Virtual(_) => None,
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let stack =
+            link_stack(frame, |w| code.exit_value_at(exit, w).map_or(x64::LinkValue::Word(w), x64::LinkValue::At))?;
         Some(x64::ParentLink { trace_id: p, exit, stack })
     }
 
@@ -1059,20 +1051,26 @@ fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8) -> Vec<x64::
             out.push(x64::ExitLink { snap: ir::SnapId(s as u32), stack: None });
             continue;
         }
-        let stack: Option<Vec<x64::LinkValue>> = frame
-            .stack
-            .iter()
-            .map(|&l| match l {
-                Loc::Slot(w) => Some(x64::LinkValue::Word(w)),
-                Loc::Const(v) => Some(x64::LinkValue::Const(v)),
-                Loc::Virtual(_) => None,
-            })
-            .collect();
-        if let Some(stack) = stack {
+        if let Some(stack) = link_stack(frame, x64::LinkValue::Word) {
             out.push(x64::ExitLink { snap: ir::SnapId(s as u32), stack: Some(stack) });
         }
     }
     out
+}
+
+/// What a link writes into `frame`'s stack: `word` says where the value of a frame-buffer word
+/// is read; None when the stack holds a virtual object (a link never materialises).
+fn link_stack(frame: &deopt::FrameDesc, word: impl Fn(u16) -> x64::LinkValue) -> Option<Vec<x64::LinkValue>> {
+    use deopt::Loc;
+    frame
+        .stack
+        .iter()
+        .map(|&l| match l {
+            Loc::Slot(w) => Some(word(w)),
+            Loc::Const(v) => Some(x64::LinkValue::Const(v)),
+            Loc::Virtual(_) => None,
+        })
+        .collect()
 }
 
 /// Every object a trace refers to: constants, guarded classes and values, methods of its frames.

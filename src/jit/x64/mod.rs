@@ -70,10 +70,9 @@ pub struct CompiledTrace {
     /// Per linkable exit (see `ExitLink`): the address its stub jumps to, 0 for none. The code
     /// reads it in place, so it lives (and stays put) as long as the code.
     link_cells: Box<[std::cell::Cell<u64>]>,
-    /// Per snapshot: its index in `link_cells`, if it is linkable, and whether its stub writes
+    /// Per snapshot, if it is linkable: its index in `link_cells`, and whether its stub writes
     /// the stack itself (`ExitLink::stack` is Some).
-    link_of: Vec<Option<u16>>,
-    links_inline: Vec<bool>,
+    link_of: Vec<Option<(u16, bool)>>,
     /// Where another trace's linked exit jumps in (past the prologue, see `ExitLink`).
     link_entry: u64,
     /// Where its parent's linked exit jumps in (see `ParentLink`).
@@ -188,7 +187,7 @@ impl CompiledTrace {
     /// the target may be entered in (see `ExitLink`).
     pub fn set_link(&self, exit: SnapId, target: Option<u64>) -> bool {
         match self.link_of.get(exit.0 as usize).copied().flatten() {
-            Some(k) => {
+            Some((k, _)) => {
                 self.link_cells[k as usize].set(target.unwrap_or(0));
                 true
             }
@@ -198,7 +197,7 @@ impl CompiledTrace {
 
     /// Whether exit `exit` can be linked to a trace compiled later (`ExitLink::stack` None).
     pub fn links_later(&self, exit: SnapId) -> bool {
-        self.link_of.get(exit.0 as usize).copied().flatten().is_some() && !self.links_inline[exit.0 as usize]
+        self.link_of.get(exit.0 as usize).copied().flatten().is_some_and(|(_, inline)| !inline)
     }
 
     /// The address in this trace's value area where exit `exit` leaves the value of frame-buffer
@@ -221,7 +220,11 @@ impl CompiledTrace {
 
     /// Whether exit `exit` currently continues into another trace.
     pub fn is_linked(&self, exit: SnapId) -> bool {
-        self.link_of.get(exit.0 as usize).copied().flatten().is_some_and(|k| self.link_cells[k as usize].get() != 0)
+        self.link_of
+            .get(exit.0 as usize)
+            .copied()
+            .flatten()
+            .is_some_and(|(k, _)| self.link_cells[k as usize].get() != 0)
     }
 
     /// Entries so far: from the VM, and by links from other traces.
@@ -521,7 +524,7 @@ impl Emitter<'_> {
         self.a.test(rax, rax)?;
         self.a.jz(unlinked)?;
         let entries = self.trace.snapshots[s].entries.clone();
-        self.write_link_stack_reading(stack, unlinked, &entries)?;
+        self.write_link_stack(stack, unlinked, &entries)?;
         self.a.jmp(rax)?;
         self.a.set_label(&mut unlinked)?;
         Ok(())
@@ -889,7 +892,7 @@ impl Emitter<'_> {
             Some(p) => {
                 let index = self.a.instructions().len();
                 let mut refused = self.a.create_label();
-                self.write_link_stack(&p.stack, refused)?;
+                self.write_link_stack(&p.stack, refused, &[])?;
                 self.a.jmp(link_entry)?;
                 self.a.set_label(&mut refused)?;
                 self.a.mov(rax, (p.trace_id as u64) << 32 | p.exit.0 as u64)?;
@@ -902,12 +905,9 @@ impl Emitter<'_> {
     }
 
     /// The common part of a link: one unit of fuel, a long enough stack Array (else to
-    /// `refused`), then `stack` written into it. rax is kept (it holds the link's target).
-    fn write_link_stack(&mut self, stack: &[LinkValue], refused: CodeLabel) -> Result<(), IcedError> {
-        self.write_link_stack_reading(stack, refused, &[])
-    }
-
-    fn write_link_stack_reading(
+    /// `refused`), then `stack` written into it, a `LinkValue::Word` read from the snapshot
+    /// `entries` that give it a value. rax is kept (it holds the link's target).
+    fn write_link_stack(
         &mut self,
         stack: &[LinkValue],
         refused: CodeLabel,
@@ -1098,11 +1098,9 @@ pub fn compile_linked(
     let entries = Box::new(std::cell::Cell::new(0u64));
     let link_cells: Box<[std::cell::Cell<u64>]> = links.iter().map(|_| std::cell::Cell::new(0)).collect();
     let mut link_of = vec![None; trace.snapshots.len()];
-    let mut links_inline = vec![false; trace.snapshots.len()];
     for (i, l) in links.iter().enumerate() {
         if let Some(slot) = link_of.get_mut(l.snap.0 as usize) {
-            *slot = Some(i as u16);
-            links_inline[l.snap.0 as usize] = l.stack.is_some();
+            *slot = Some((i as u16, l.stack.is_some()));
         }
     }
     let at = DataAt {
@@ -1134,7 +1132,6 @@ pub fn compile_linked(
         entries,
         link_cells,
         link_of,
-        links_inline,
         link_entry,
         parent_entry,
         id: options.trace_id,
