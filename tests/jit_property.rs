@@ -59,6 +59,8 @@ struct Outcome {
     linked_entries: u64,
     /// Traces dropped because a lookup they folded changed.
     invalidations: u64,
+    /// Entries into an inner loop's trace right after a trace left at its header.
+    inner_loop_entries: u64,
 }
 
 impl Outcome {
@@ -78,6 +80,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     vm.max_heap_bytes = 256 << 20;
     let (compiled0, entries0) = (vm.jit.stats.traces_compiled, vm.jit.stats.trace_entries);
     let invalidations0 = vm.jit.stats.invalidations;
+    let inner0 = vm.jit.stats.inner_loop_entries;
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -97,6 +100,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         side_depth: vm.jit.traces[traces0..].iter().map(|t| t.depth).max().unwrap_or(0),
         linked_entries: vm.jit.traces[traces0..].iter().map(|t| t.entries() - t.vm_entries).sum(),
         invalidations: vm.jit.stats.invalidations - invalidations0,
+        inner_loop_entries: vm.jit.stats.inner_loop_entries - inner0,
     }
 }
 
@@ -523,6 +527,82 @@ EVAL Transcript show: (JitLink run: 3000 redefineAt: 1500) printString
     let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.invalidations > 0 && on.linked_entries > 0, "a linked side trace was dropped: {on:?}");
+}
+
+/// Euclid's loop inside a loop over pairs: the inner loop runs a few iterations in a block
+/// activated per pair. The outer loop's trace ends at the inner loop's header, and the VM
+/// enters the inner loop's trace there; otherwise the inner trace would only be entered at its
+/// first back edge, after the interpreter had run one iteration of every pair.
+#[test]
+fn an_outer_loop_trace_enters_its_inner_loops_trace_at_the_header() {
+    let program = "METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+METHOD SmallInt
+gcdSum
+   | s a b t |
+   s <- 0.
+   1 to: self do: [:i |
+      1 to: self do: [:j |
+         a <- i. b <- j.
+         [b = 0] whileFalse: [t <- a \\\\ b. a <- b. b <- t].
+         s <- s + a]].
+   ^ s
+!
+EVAL Transcript show: 40 gcdSum printString
+";
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let want: u64 = (1..=40).flat_map(|i| (1..=40).map(move |j| gcd(i, j))).sum();
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    // 1600 pairs; the first few dozen run before the traces exist.
+    assert!(on.inner_loop_entries > 1000, "the inner trace is entered at its header: {on:?}");
+}
+
+/// The same shape, with the inner loop's trace dropped mid-run (a method only the inner loop
+/// sends is redefined): the outer trace still ends at the header, where the interpreter now
+/// runs the inner loop until it has a trace again.
+#[test]
+fn an_outer_loop_trace_survives_its_inner_loops_trace_being_dropped() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitNest' variables: '' classVariables: '')
+METHOD JitNest
+step: x
+  ^ x - 1
+!
+META JitNest
+run: n redefineAt: m
+  | s o x |
+  s <- 0. o <- JitNest new.
+  1 to: n do: [:i |
+     x <- i \\\\ 4 + 1.
+     [x > 0] whileTrue: [s <- s + x. x <- o step: x].
+     i = m ifTrue: [JitNest compileMethod: 'step: x ^ x - 2']].
+  ^ s
+!
+METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+EVAL Transcript show: (JitNest run: 2000 redefineAt: 1000) printString
+";
+    let mut want: i64 = 0;
+    for i in 1..=2000i64 {
+        let mut x = i % 4 + 1;
+        let step = if i <= 1000 { 1 } else { 2 };
+        while x > 0 {
+            want += x;
+            x -= step;
+        }
+    }
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.invalidations > 0 && on.inner_loop_entries > 100, "inner trace entered and dropped: {on:?}");
 }
 
 #[test]

@@ -110,6 +110,9 @@ pub struct TraceEntry {
     pub parent: Option<(u32, u32)>,
     /// For a side trace: its last exit, back at the loop header.
     pub end_exit: Option<usize>,
+    /// For a root trace without a loop of its own: its last exit, at the header of an inner loop
+    /// whose trace the VM enters next (see `recorder::Step::EntersLoop`).
+    pub enter_exit: Option<usize>,
     /// The loop trace at the root of its tree (itself for a loop trace), and how many side
     /// traces lie between the two.
     pub root: u32,
@@ -178,6 +181,8 @@ pub struct JitStats {
     pub optimize_ns: u64,
     pub assemble_ns: u64,
     pub trace_entries: u64,
+    /// Entries from the VM into an inner loop's trace, right after a trace left at its header.
+    pub inner_loop_entries: u64,
     pub exits: u64,
 }
 
@@ -252,11 +257,12 @@ impl Jit {
     pub fn report(&self) -> String {
         let s = &self.stats;
         let mut out = format!(
-            "jit: {} traces compiled, {} invalidated; {} trace entries from the VM, {} by links; {} exits\n\
+            "jit: {} traces compiled, {} invalidated; {} trace entries from the VM ({} at inner loop headers), {} by links; {} exits\n\
              jit: time recording {:.1} ms, optimising {:.1} ms, assembling {:.1} ms\n",
             s.traces_compiled,
             s.invalidations,
             s.trace_entries,
+            s.inner_loop_entries,
             self.traces.iter().map(|t| t.entries().saturating_sub(t.vm_entries)).sum::<u64>(),
             s.exits,
             s.record_ns as f64 / 1e6,
@@ -272,7 +278,7 @@ impl Jit {
             let by_snapshot: Vec<String> =
                 t.exit_counts.iter().enumerate().filter(|(_, &n)| n > 0).map(|(s, n)| format!("s{s}×{n}")).collect();
             out.push_str(&format!(
-                "jit: trace {} {}: {} entries, {} iterations, {} exits ({}){}{}\n",
+                "jit: trace {} {}: {} entries, {} iterations, {} exits ({}){}{}{}\n",
                 t.id,
                 t.start,
                 t.entries(),
@@ -282,6 +288,10 @@ impl Jit {
                 match t.entries().saturating_sub(t.vm_entries) {
                     0 => String::new(),
                     n => format!(", {n} entries by links"),
+                },
+                match t.enter_exit {
+                    Some(e) => format!(", no loop of its own: s{e} enters an inner loop's trace"),
+                    None => String::new(),
                 },
                 if t.code.is_none() { " (invalidated)" } else { "" }
             ));
@@ -373,6 +383,18 @@ impl Vm {
         }
     }
 
+    /// The loop trace to enter at the current ip, when it is the header of a loop that has one
+    /// for the running context's entry key. Only traces that loop: a trace that itself ends by
+    /// entering another loop is never entered this way, so entering never chains without a
+    /// loop's iteration (and its fuel) in between.
+    pub(crate) fn loop_trace_here(&self) -> Option<u32> {
+        let slot = self.method_data.get(self.regs.data)?.loops.iter().find(|l| l.ip == self.regs.ip as u32)?;
+        let key = self.entry_key();
+        let tid = slot.keys.iter().find(|k| k.key == key)?.trace?;
+        let t = self.jit.traces.get(tid as usize)?;
+        (t.code.is_some() && t.parent.is_none() && t.enter_exit.is_none()).then_some(tid)
+    }
+
     /// Hands the dispatch loop to `rec`.
     fn begin_recording(&mut self, rec: Recorder) -> Edge {
         self.jit.recorder = Some(Box::new(rec));
@@ -452,6 +474,14 @@ impl Vm {
             Ok(Step::Linked) => {
                 self.end_recording();
                 match rec.close_link() {
+                    Ok(()) => self.install(rec.finish()),
+                    Err(why) => self.note_recording_abort(&rec, &why),
+                }
+                true
+            }
+            Ok(Step::EntersLoop) => {
+                self.end_recording();
+                match rec.close_entering() {
                     Ok(()) => self.install(rec.finish()),
                     Err(why) => self.note_recording_abort(&rec, &why),
                 }
@@ -603,6 +633,7 @@ impl Vm {
             needs: rec.needs,
             parent: rec.start.parent,
             end_exit: rec.end_exit,
+            enter_exit: rec.enter_exit,
             side: vec![None; n_exits],
             side_aborts: vec![0; n_exits],
             constants,
@@ -647,15 +678,17 @@ impl Vm {
     /// Runs trace `tid` from the current state and deoptimises where it leaves; then follows
     /// side traces and returns to loop traces while compiled code can carry on.
     fn enter_trace(&mut self, first: u32) -> Entered {
+        let mut first = first;
         let mut tid = first;
         let mut entered = false;
-        // Whether this lap (a run of the loop trace, then of side traces until the loop trace
-        // again) completed an iteration of the loop, in any trace of the tree, and in the loop
-        // trace itself.
+        // Whether a lap of `first`'s tree is under way, and whether it (a run of the loop
+        // trace, then of side traces until the loop trace again) completed an iteration of the
+        // loop, in any trace of the tree, and in the loop trace itself.
+        let mut lap = false;
         let mut completed = false;
         let mut root_completed = false;
         loop {
-            if tid == first && entered {
+            if tid == first && lap {
                 self.count_tree_run(first, completed, root_completed);
                 (completed, root_completed) = (false, false);
             }
@@ -663,6 +696,7 @@ impl Vm {
                 return if entered { Entered::Ran } else { Entered::No };
             };
             entered = true;
+            lap = true;
             tid = left;
             let t = &self.jit.traces[tid as usize];
             completed |= done > 0 || t.end_exit == Some(exit);
@@ -675,6 +709,15 @@ impl Vm {
             }
             if t.end_exit == Some(exit) {
                 tid = t.root;
+                continue;
+            }
+            if t.enter_exit == Some(exit) {
+                // At an inner loop's header: its trace takes over, as a tree of its own.
+                self.count_tree_run(first, true, true);
+                let Some(inner) = self.loop_trace_here() else { return Entered::Ran };
+                self.jit.stats.inner_loop_entries += 1;
+                (first, tid, lap) = (inner, inner, false);
+                (completed, root_completed) = (false, false);
                 continue;
             }
             if let Some(side) = t.side.get(exit).copied().flatten() {
@@ -1143,7 +1186,12 @@ fn dump_text(vm: &Vm, id: u32, start: &str, rec: &Recording, optimised: &Trace, 
             for (v, name) in [(vm.k.nil, "nil"), (vm.k.true_, "true"), (vm.k.false_, "false")] {
                 text = text.replace(&format!("@{:x}", v.raw()), name);
             }
-            s.push_str(&format!("  s{k}:\n{text}"));
+            let note = if rec.enter_exit == Some(k) {
+                " (the trace's end: the inner loop's trace is entered here)"
+            } else {
+                ""
+            };
+            s.push_str(&format!("  s{k}:{note}\n{text}"));
         }
     }
     s.push_str(&format!("-- machine code ({} bytes)\n{}", code.code_size(), code.disassemble()));

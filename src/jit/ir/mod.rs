@@ -368,6 +368,14 @@ impl Trace {
         }
     }
 
+    /// Makes a recorded loop trace a straight one (a root trace that ends by entering another
+    /// loop's trace): its `Loop` becomes an unused constant, so that every `Ref` stays valid.
+    pub fn drop_loop(&mut self) {
+        if let Some(l) = self.loop_start() {
+            self.insts[l].op = Op::Const(Value::from_int(0));
+        }
+    }
+
     /// The index of the Loop instruction, if any.
     pub fn loop_start(&self) -> Option<usize> {
         self.insts.iter().position(|i| i.op == Op::Loop)

@@ -111,6 +111,11 @@ pub enum Step {
     /// A side trace reached the back edge of another loop: it ends there (`close_link`), and the
     /// interpreter takes that back edge, where the other loop's own trace is entered.
     Linked,
+    /// A loop trace's recording reached the header of an inner loop that has a loop trace of its
+    /// own: it ends there (`close_entering`), and the VM enters that trace next. LuaJIT links a
+    /// root trace to another root trace the same way. Without it an inner loop's trace is only
+    /// entered at its first back edge, so every outer iteration would interpret one inner one.
+    EntersLoop,
 }
 
 /// A finished recording.
@@ -131,6 +136,9 @@ pub struct Recording {
     pub end_exit: Option<usize>,
     /// A side trace's last exit at another loop's back edge (see `Step::Linked`).
     pub link_exit: Option<usize>,
+    /// A root trace's last exit at an inner loop's header, whose trace is entered next (see
+    /// `Step::EntersLoop`). Such a trace has no loop of its own.
+    pub enter_exit: Option<usize>,
     /// The (class, selector) lookups the trace folded: it depends on their answers.
     pub lookups: Vec<(Value, Value)>,
     /// The ip of the loop's back edge (`usize::MAX` when not seen).
@@ -152,6 +160,7 @@ pub struct Recorder {
     entry: Vec<EntryFrame>,
     end_exit: Option<usize>,
     link_exit: Option<usize>,
+    enter_exit: Option<usize>,
     /// The snapshot of the state before the current bytecode, once a guard needed it.
     snap: Option<SnapId>,
     pre_stack: Vec<Sym>,
@@ -189,6 +198,19 @@ fn decode(code: &[u8], ip: usize) -> Option<Decoded> {
         len += 1;
     }
     Some(Decoded { op, n, len, extra })
+}
+
+/// The ip of the backward jump to `header` that closes the loop starting there, if the code has
+/// one (the first after the header).
+fn back_edge(code: &[u8], header: usize) -> Option<usize> {
+    let mut ip = header;
+    while let Some(d) = decode(code, ip) {
+        if d.op == 15 && d.n == 6 && d.extra as usize == header {
+            return Some(ip);
+        }
+        ip += d.len;
+    }
+    None
 }
 
 /// `Class>>selector` of a method, for dumps and messages.
@@ -342,6 +364,7 @@ impl Recorder {
             entry,
             end_exit: None,
             link_exit: None,
+            enter_exit: None,
             snap: None,
             pre_stack: Vec::new(),
             pre_ip,
@@ -377,6 +400,21 @@ impl Recorder {
         Ok(())
     }
 
+    /// Ends a loop trace at an inner loop's header (after `Step::EntersLoop`): an exit at the
+    /// header, after which the VM enters the inner loop's trace. The trace is not a loop: its
+    /// `Loop` marker goes, and the outer loop's back edge is found in the method's code (for
+    /// telling which exits end the outer loop).
+    pub fn close_entering(&mut self) -> Result<(), Abort> {
+        let s = self.snapshot()?;
+        self.trace.push(Op::Exit, Some(s));
+        self.trace.drop_loop();
+        self.enter_exit = Some(s.0 as usize);
+        let code = self.start.method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes());
+        let code = code.map(|c| c.bytes()).unwrap_or(&[]);
+        self.loop_end = back_edge(code, self.start.header).unwrap_or(usize::MAX);
+        Ok(())
+    }
+
     /// The recording so far, as a finished trace (after `Step::Closed`).
     pub fn finish(self) -> Recording {
         let mut loop_exits = vec![false; self.exits.len()];
@@ -389,6 +427,7 @@ impl Recorder {
             loop_exits,
             end_exit: self.end_exit,
             link_exit: self.link_exit,
+            enter_exit: self.enter_exit,
             key: self.key,
             trace: self.trace,
             exits: self.exits,
@@ -616,6 +655,9 @@ impl Recorder {
         self.pre_ip = ip;
         self.pre_stack = self.top().stack.clone();
         self.snap = None;
+        if self.start.parent.is_none() && self.steps > 1 && vm.loop_trace_here().is_some() {
+            return Ok(Step::EntersLoop);
+        }
         let Some(d) = decode(vm.regs.code, ip) else {
             return abort("bytecode runs past the end of the method");
         };
