@@ -1049,15 +1049,6 @@ fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<(Vec<u8>, Vec<u64>), Back
     Ok((code, starts))
 }
 
-/// Builds iced-x86's encoder tables (about half a millisecond, paid by the first encoding) on
-/// another thread, while the image loads: then the first trace compiles as fast as the rest.
-pub fn warm_up() {
-    let _ = std::thread::Builder::new().name("tracevm-warm-up".into()).spawn(|| {
-        let mut encoder = iced_x86::Encoder::new(64);
-        let _ = encoder.encode(&iced_x86::Instruction::with(iced_x86::Code::Nopd), 0);
-    });
-}
-
 /// Verifies and compiles a trace.
 pub fn compile(trace: &Trace, k: Constants) -> Result<CompiledTrace, BackendError> {
     compile_with(trace, k, Options::default())
