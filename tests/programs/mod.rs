@@ -1,5 +1,5 @@
 //! Generated Smalltalk programs for differential tests: arithmetic near the 32-bit edges
-//! (overflowing into LargePositive/LargeNegative), inlined and real loops, conditionals,
+//! (overflowing into LargePositive/LargeNegative), inlined and real loops (nested too), conditionals,
 //! monomorphic, polymorphic and super sends, closures over method temporaries, non-local returns
 //! from blocks, Array and ByteArray reads and writes, and objects allocated in loops (`new`, `Array new:`). Every program terminates (loop bounds are small
 //! constants) and prints its intermediate values, so two executions can be compared by output.
@@ -87,6 +87,13 @@ fn statement_text() -> impl Strategy<Value = String> {
         )),
         (0usize..12, prop_oneof![Just("GenP"), Just("GenQ"), Just("GenR")])
             .prop_map(|(k, c)| format!("1 to: {k} do: [:j | objs at: (j rem: 3) + 1 put: {c} new].")),
+        // Nested loops: an inner loop that runs in a new block context every outer iteration,
+        // a few iterations each (its trace is entered at its header from the outer loop's).
+        (0usize..12, 1i32..5, expr()).prop_map(|(k, m, e)| format!(
+            "1 to: {k} do: [:j | i <- 0. [i < (j rem: {m})] whileTrue: [a <- a + j + {e}. i <- i + 1]]."
+        )),
+        (0usize..10, 0usize..6, expr())
+            .prop_map(|(k, m, e)| format!("1 to: {k} do: [:j | 1 to: {m} do: [:l | b <- b + (l * j) + {e}]].")),
     ]
 }
 
