@@ -10,6 +10,7 @@
 use crate::heap::Value;
 use crate::interp::{ctx, Vm};
 use std::fmt;
+use smallvec::SmallVec;
 
 /// Where a value of the interpreter state is at an exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,8 +119,10 @@ pub(crate) use crate::interp::{OWNS_ARGS, RECYCLABLE};
 struct Materializer<'a> {
     state: &'a ExitState,
     buffer: &'a [u64],
-    contexts: Vec<Value>,
-    objects: Vec<Option<Value>>,
+    // Inline capacity for the usual exit (a few frames, a few virtual objects): materialising
+    // runs on every exit, and three heap allocations showed in its profile.
+    contexts: SmallVec<[Value; 8]>,
+    objects: SmallVec<[Option<Value>; 8]>,
 }
 
 impl Vm {
@@ -130,8 +133,8 @@ impl Vm {
         let mut m = Materializer {
             state,
             buffer,
-            contexts: Vec::with_capacity(state.frames.len()),
-            objects: vec![None; state.objects.len()],
+            contexts: SmallVec::with_capacity(state.frames.len()),
+            objects: smallvec::smallvec![None; state.objects.len()],
         };
         // 1. A context object for every frame (real ones exist), so that blocks can name them.
         for fr in &state.frames {
@@ -169,7 +172,7 @@ impl Vm {
             }
         }
         // 3. Everything else.
-        let mut escaped = Vec::new();
+        let mut escaped: SmallVec<[Value; 4]> = SmallVec::new();
         for (i, fr) in state.frames.iter().enumerate() {
             let c = m.contexts[i];
             match fr.kind {
@@ -212,7 +215,7 @@ impl Vm {
     }
 
     /// The value at `l`, materialising a virtual object (once per exit).
-    fn value_of(&mut self, m: &mut Materializer<'_>, l: Loc, escaped: &mut Vec<Value>) -> Value {
+    fn value_of(&mut self, m: &mut Materializer<'_>, l: Loc, escaped: &mut SmallVec<[Value; 4]>) -> Value {
         match l {
             Loc::Slot(_) | Loc::Const(_) => m.plain(l),
             Loc::Virtual(k) => {
