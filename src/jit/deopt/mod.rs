@@ -9,8 +9,8 @@
 
 use crate::heap::Value;
 use crate::interp::{ctx, Vm};
-use std::fmt;
 use smallvec::SmallVec;
+use std::fmt;
 
 /// Where a value of the interpreter state is at an exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
