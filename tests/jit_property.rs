@@ -61,6 +61,8 @@ struct Outcome {
     invalidations: u64,
     /// Entries into an inner loop's trace right after a trace left at its header.
     inner_loop_entries: u64,
+    /// Contexts compiled code freed (side traces returning from materialised frames).
+    freed_contexts: u64,
 }
 
 impl Outcome {
@@ -81,6 +83,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     let (compiled0, entries0) = (vm.jit.stats.traces_compiled, vm.jit.stats.trace_entries);
     let invalidations0 = vm.jit.stats.invalidations;
     let inner0 = vm.jit.stats.inner_loop_entries;
+    let freed0 = vm.jit.freed_contexts();
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -101,6 +104,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         linked_entries: vm.jit.traces[traces0..].iter().map(|t| t.entries() - t.vm_entries).sum(),
         invalidations: vm.jit.stats.invalidations - invalidations0,
         inner_loop_entries: vm.jit.stats.inner_loop_entries - inner0,
+        freed_contexts: vm.jit.freed_contexts() - freed0,
     }
 }
 
@@ -563,6 +567,48 @@ EVAL Transcript show: 40 gcdSum printString
     let on = &outcomes[1];
     // 1600 pairs; the first few dozen run before the traces exist.
     assert!(on.inner_loop_entries > 1000, "the inner trace is entered at its header: {on:?}");
+    // Euclid's last step divides exactly: an exit inside `//` (inlined in `\\\\`), whose side
+    // trace returns from both materialised contexts and frees them as the interpreter would.
+    assert!(on.freed_contexts > 1000, "the side trace frees the contexts it returns from: {on:?}");
+}
+
+/// A side trace starts inside a materialised frame and makes a block there that outlives the
+/// frame (it is returned, then evaluated by the caller). The interpreter marks that context
+/// escaped when the block is made; the side trace must not free it on return either, or the
+/// block reads its home's temporaries from freed memory (with the check removed this fails:
+/// "? does not understand +").
+#[test]
+fn a_side_trace_keeps_the_context_of_a_block_it_made() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitFree' variables: '' classVariables: '')
+METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+METHOD JitFree
+pick: x
+   | y z |
+   y <- x * 3. z <- x + 7.
+   x \\\\ 7 = 3 ifTrue: [^ [y + z]].
+   ^ nil
+!
+METHOD JitFree
+use: b
+   b isNil ifTrue: [^ 1].
+   ^ b value
+!
+META JitFree
+run: n
+   | s i o |
+   s <- 0. i <- 0. o <- JitFree new.
+   [i < n] whileTrue: [s <- s + (o use: (o pick: i)). i <- i + 1].
+   ^ s
+!
+EVAL Transcript show: (JitFree run: 3000) printString
+";
+    let want: i64 = (0..3000i64).map(|x| if x % 7 == 3 { 3 * x + x + 7 } else { 1 }).sum();
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.side_depth >= 1 && on.linked_entries > 100, "the block-making path runs as a side trace: {on:?}");
 }
 
 /// The same shape, with the inner loop's trace dropped mid-run (a method only the inner loop

@@ -21,6 +21,30 @@ pub(crate) const RECYCLABLE: u8 = 4;
 /// Context header flag: its arguments Array was built for this send alone.
 pub(crate) const OWNS_ARGS: u8 = 8;
 
+/// Frees context `c`, which has just returned, with its private arrays, if it is `RECYCLABLE`
+/// (the VM built it and nothing else can refer to it). True when it was freed. The one
+/// definition for the interpreter's returns and for compiled code's (`jit::runtime`).
+#[inline(always)]
+pub(crate) fn free_returned_context(heap: &mut crate::heap::Heap, nil: Value, c: Value) -> bool {
+    let f = c.flags();
+    if f & RECYCLABLE == 0 {
+        return false;
+    }
+    heap.free(c.slot(ctx::STACK));
+    // A block context shares its home's arguments and temporaries.
+    if c.len() == ctx::SIZE {
+        let t = c.slot(ctx::TEMPORARIES);
+        if t != nil {
+            heap.free(t);
+        }
+        if f & OWNS_ARGS != 0 {
+            heap.free(c.slot(ctx::ARGUMENTS));
+        }
+    }
+    heap.free(c);
+    true
+}
+
 /// Selector strings the VM sends itself.
 pub(crate) struct VmSelectors {
     pub binary: [Value; 3],
@@ -576,23 +600,9 @@ impl Vm {
     /// Frees a context that has returned, with its private arrays, if it never escaped.
     #[inline]
     fn recycle(&mut self, c: Value) {
-        let f = c.flags();
-        if f & RECYCLABLE == 0 {
-            return;
+        if free_returned_context(&mut self.heap, self.k.nil, c) {
+            self.counters.recycled_contexts += 1;
         }
-        self.heap.free(c.slot(ctx::STACK));
-        // A block context shares its home's arguments and temporaries.
-        if c.len() == ctx::SIZE {
-            let t = c.slot(ctx::TEMPORARIES);
-            if t != self.k.nil {
-                self.heap.free(t);
-            }
-            if f & OWNS_ARGS != 0 {
-                self.heap.free(c.slot(ctx::ARGUMENTS));
-            }
-        }
-        self.heap.free(c);
-        self.counters.recycled_contexts += 1;
     }
 
     /// Returns `value` to `target` (a context, or nil to end the current run).

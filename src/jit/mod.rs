@@ -254,11 +254,17 @@ impl Jit {
     }
 
     /// Statistics as text, for `--stats`.
+    /// Contexts compiled code has freed (see `ir::Helper::FreeContext`).
+    pub fn freed_contexts(&self) -> u64 {
+        self.runtime.freed_contexts()
+    }
+
     pub fn report(&self) -> String {
         let s = &self.stats;
         let mut out = format!(
             "jit: {} traces compiled, {} invalidated; {} trace entries from the VM ({} at inner loop headers), {} by links; {} exits\n\
-             jit: time recording {:.1} ms, optimising {:.1} ms, assembling {:.1} ms\n",
+             jit: time recording {:.1} ms, optimising {:.1} ms, assembling {:.1} ms\n\
+             jit: {} contexts freed by compiled code (side traces returning from materialised frames)\n",
             s.traces_compiled,
             s.invalidations,
             s.trace_entries,
@@ -267,7 +273,8 @@ impl Jit {
             s.exits,
             s.record_ns as f64 / 1e6,
             s.optimize_ns as f64 / 1e6,
-            s.assemble_ns as f64 / 1e6
+            s.assemble_ns as f64 / 1e6,
+            self.freed_contexts(),
         );
         for (why, n) in &s.aborts {
             out.push_str(&format!("jit: {n} aborted: {why}\n"));

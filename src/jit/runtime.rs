@@ -1,9 +1,11 @@
-//! What compiled code calls back into: the allocation helper behind `Op::New`, and the
-//! primitives behind `Op::Call` (Floats, byte-object comparison and allocation).
+//! What compiled code calls back into: the allocation helper behind `Op::New`, the primitives
+//! behind `Op::Call` (Floats, byte-object comparison and allocation), and freeing a context a
+//! trace returned from.
 //!
 //! Owns `Runtime` (the block of state a trace's code embeds the address of) and the helper
-//! functions the backend emits calls to. A helper only allocates: it never collects, never runs
-//! Smalltalk and never touches the interpreter, so every value a running trace holds stays valid.
+//! functions the backend emits calls to. A helper only allocates (or frees a context nothing
+//! refers to): it never collects, never runs Smalltalk and never touches the interpreter, so
+//! every value a running trace holds stays valid.
 //! When it cannot do its job cheaply (a collection is due, a length out of range) it answers 0
 //! and the trace leaves by the instruction's snapshot, for the interpreter to do it.
 
@@ -18,6 +20,8 @@ use std::cell::Cell;
 pub struct Runtime {
     heap: Cell<*mut Heap>,
     objects: Cell<Objects>,
+    /// Contexts compiled code has freed (`--stats`).
+    freed_contexts: Cell<u64>,
 }
 
 /// The objects helpers answer or fill with.
@@ -34,6 +38,7 @@ impl Default for Runtime {
         Runtime {
             heap: Cell::new(std::ptr::null_mut()),
             objects: Cell::new(Objects { nil: none, true_: none, false_: none }),
+            freed_contexts: Cell::new(0),
         }
     }
 }
@@ -67,6 +72,11 @@ impl Runtime {
         // called the helper holds no reference into the heap's allocator state.
         let heap = unsafe { &mut *heap };
         (!heap.wants_collection()).then(|| f(heap))
+    }
+
+    /// Contexts compiled code has freed so far (`Helper::FreeContext`).
+    pub fn freed_contexts(&self) -> u64 {
+        self.freed_contexts.get()
     }
 
     pub fn detach(&self) {
@@ -119,6 +129,7 @@ pub fn helper_address(h: Helper) -> u64 {
         Helper::FloatEq => float_eq,
         Helper::Compare => compare,
         Helper::NewBytes => new_bytes,
+        Helper::FreeContext => free_context,
     };
     f as *const () as u64
 }
@@ -172,6 +183,18 @@ helpers! {
     fn compare(_rt, a, b, _c) {
         let ord = crate::primitives::string_order(bytes_of(a)?, bytes_of(b)?);
         Some(Value::from_int(ord as i32))
+    }
+    /// A context the trace has returned from, freed as the interpreter's return would free it.
+    /// When no heap is attached or a collection is due it is left to the collector; either way
+    /// the answer is nil, never 0: the trace goes on (nothing it holds refers to the context).
+    fn free_context(rt, ctx, _b, _c) {
+        let nil = rt.objects.get().nil;
+        // SAFETY: called by compiled code while the trace runs.
+        let freed = unsafe { rt.with_heap(|heap| crate::interp::free_returned_context(heap, nil, Value::from_raw(ctx))) };
+        if freed == Some(true) {
+            rt.freed_contexts.set(rt.freed_contexts.get() + 1);
+        }
+        Some(nil)
     }
     /// Primitive 20: n zero bytes.
     fn new_bytes(rt, class, n, _c) {

@@ -41,10 +41,14 @@ pub enum Helper {
     Compare,
     /// Primitive 20 (class, n): a new byte object of the class with n zero bytes.
     NewBytes,
+    /// A return from a real (materialised) frame on the trace (ctx, nil, nil): frees the context
+    /// as the interpreter's return would (`interp::free_returned_context`). Answers nil; never
+    /// exits.
+    FreeContext,
 }
 
 impl Helper {
-    pub const ALL: [Helper; 9] = [
+    pub const ALL: [Helper; 10] = [
         Helper::AsFloat,
         Helper::FloatAdd,
         Helper::FloatSub,
@@ -54,6 +58,7 @@ impl Helper {
         Helper::FloatEq,
         Helper::Compare,
         Helper::NewBytes,
+        Helper::FreeContext,
     ];
 
     /// The name in the IR's text form.
@@ -68,6 +73,7 @@ impl Helper {
             Helper::FloatEq => "float.eq",
             Helper::Compare => "bytes.compare",
             Helper::NewBytes => "bytes.new",
+            Helper::FreeContext => "context.free",
         }
     }
 
@@ -77,7 +83,7 @@ impl Helper {
 
     /// True for the helpers that answer a new object (of the class they are given first).
     pub fn allocates(self) -> bool {
-        !matches!(self, Helper::FloatLt | Helper::FloatEq | Helper::Compare)
+        !matches!(self, Helper::FloatLt | Helper::FloatEq | Helper::Compare | Helper::FreeContext)
     }
 }
 

@@ -70,6 +70,9 @@ struct Frame {
     stack_size: u32,
     /// The context a `^` in this frame returns from (None: not yet loaded, for a real block frame).
     home: Option<CtxRef>,
+    /// A block was made while this frame was live: the interpreter marked its context (and every
+    /// context below) escaped then, so a real frame's context is not freed when it returns.
+    escaped: bool,
 }
 
 /// Where recording began.
@@ -171,6 +174,8 @@ pub struct Recorder {
     /// The ip of the loop's back edge (its last instruction), once seen.
     loop_end: usize,
     lookups: Vec<(Value, Value)>,
+    /// The nil object (operands of helper calls).
+    nil: Value,
     /// One line per recorded bytecode (only when dumping).
     pub log: Option<Vec<String>>,
 }
@@ -327,6 +332,7 @@ impl Recorder {
                 stack_size: stack_obj.len() as u32,
                 // A method context is its own home; a block context's home is loaded when needed.
                 home: (c.len() < ctx::BLOCK_SIZE).then_some(CtxRef::Real(ctx_in)),
+                escaped: false,
             });
             real.push(RealInputs { args: args_in, temps: temps_in, need_args: 0, need_temps: 0 });
             entry.push(EntryFrame { method, sp });
@@ -365,6 +371,7 @@ impl Recorder {
             end_exit: None,
             link_exit: None,
             enter_exit: None,
+            nil: vm.k.nil,
             snap: None,
             pre_stack: Vec::new(),
             pre_ip,
@@ -773,6 +780,10 @@ impl Recorder {
                     args: top.args,
                     temps: top.temps,
                 });
+                // As the interpreter's `mark_escaped`: this frame's context and all below it.
+                for f in &mut self.frames {
+                    f.escaped = true;
+                }
                 self.push(Sym::Virt(k));
             }
             13 => self.primitive(vm, n, d.extra, sp)?,
@@ -793,8 +804,10 @@ impl Recorder {
                     if self.frames.len() == 1 {
                         return abort("return from the trace's root frame");
                     }
+                    let free = self.free_snapshot()?;
                     let done = self.frames.pop().expect("checked");
                     self.check_no_dangling(done.id, v)?;
+                    self.free_context(&done, free);
                     self.push(v);
                 }
                 3 => {
@@ -881,6 +894,28 @@ impl Recorder {
         let h = CtxRef::Real(self.emit(Op::LoadSlot(ctx, ctx::CREATING_CONTEXT as u32)));
         self.top().home = Some(h);
         Ok(h)
+    }
+
+    /// Before the top frame is popped: the snapshot a `FreeContext` of it needs (the state
+    /// before the bytecode, with the frame still live), when it is a real frame that may be
+    /// freed.
+    fn free_snapshot(&mut self) -> Result<Option<SnapId>, Abort> {
+        let top = self.frames.last().ok_or("no frame")?;
+        match (top.ty, top.escaped) {
+            (FrameType::Real { .. }, false) => Ok(Some(self.snapshot()?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// A real frame (a context materialised by the exit this side trace starts from) has
+    /// returned, or handed over to its block: its context is freed as the interpreter frees it
+    /// there (`Vm::recycle`; the helper checks the context's flags as that does). Without this,
+    /// every such context would be garbage for the collector.
+    fn free_context(&mut self, done: &Frame, snap: Option<SnapId>) {
+        if let (FrameType::Real { ctx }, Some(s)) = (done.ty, snap) {
+            let nil = self.konst(self.nil);
+            self.trace.push(Op::Call(Helper::FreeContext, ctx, nil, nil), Some(s));
+        }
     }
 
     /// A frame has returned: no virtual Block made in it may still be reachable.
@@ -993,6 +1028,7 @@ impl Recorder {
             ip: 0,
             stack_size,
             home: Some(CtxRef::Frame(id)),
+            escaped: false,
         });
         Ok(())
     }
@@ -1333,8 +1369,10 @@ impl Recorder {
             return abort("block method without bytecodes");
         }
         // The `value` frame is done; the block frame takes its place.
+        let free = self.free_snapshot()?;
         let value_frame = self.frames.pop().expect("checked");
         self.check_no_dangling(value_frame.id, block)?;
+        self.free_context(&value_frame, free);
         let id = self.next_frame;
         self.next_frame += 1;
         self.frames.push(Frame {
@@ -1347,6 +1385,7 @@ impl Recorder {
             ip: body as usize,
             stack_size,
             home: Some(home),
+            escaped: false,
         });
         Ok(())
     }
