@@ -17,7 +17,7 @@
 
 use crate::heap::{Collection, Kind, Value};
 use crate::interp::{class, meth, Vm};
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 
 /// Sent to the class a method is compiled into, or to class objects named in the source.
 const CLASS_SIDE: &[&[u8]] =

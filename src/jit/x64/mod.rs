@@ -1012,7 +1012,7 @@ fn assemble(
 fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<(Vec<u8>, Vec<u64>), BackendError> {
     use iced_x86::{Encoder, OpKind};
     let mut encoder = Encoder::new(64);
-    let mut labels: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut labels: hashbrown::HashMap<u64, u64> = hashbrown::HashMap::new();
     let mut fixups: Vec<(usize, u64)> = Vec::new();
     let mut starts = Vec::with_capacity(a.instructions().len());
     let mut pos = 0u64;
