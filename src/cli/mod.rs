@@ -242,10 +242,14 @@ fn print_stats(vm: &Vm) {
 
 /// The binary's entry point; answers the exit status.
 pub fn main() -> i32 {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    // Logging is off unless RUST_LOG asks for it; then no subscriber is built at all (its
+    // set-up showed in start-up profiles).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let cli = Cli::parse();
     match &cli.command {
         Command::Run(args) => {
