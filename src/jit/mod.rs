@@ -1140,8 +1140,16 @@ fn constants_of(t: &Trace, exits: &[ExitState], method: Value) -> Vec<Value> {
             }
         }
     };
+    // Only the snapshots something exits by (and snapshot 0, where a trace out of fuel leaves)
+    // are ever materialised; the optimizer leaves many unused.
+    let mut used = vec![false; exits.len()];
+    for s in t.insts.iter().filter_map(|i| i.snap).map(|s| s.0 as usize).chain([HEADER_SNAPSHOT.0 as usize]) {
+        if let Some(u) = used.get_mut(s) {
+            *u = true;
+        }
+    }
     let mut methods = Vec::new();
-    for e in exits {
+    for e in exits.iter().zip(&used).filter(|(_, &u)| u).map(|(e, _)| e) {
         for f in &e.frames {
             f.stack.iter().for_each(&mut loc);
             match &f.kind {

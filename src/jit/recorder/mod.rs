@@ -920,6 +920,10 @@ impl Recorder {
 
     /// A frame has returned: no virtual Block made in it may still be reachable.
     fn check_no_dangling(&self, dead: u32, result: Sym) -> Result<(), Abort> {
+        // Most traces make no blocks at all: nothing to search (this runs at every return).
+        if !self.objs.iter().any(|o| matches!(o, VObj::Block { .. })) {
+            return Ok(());
+        }
         let mut seen = vec![false; self.objs.len()];
         let mut work: Vec<Sym> = vec![result];
         for f in &self.frames {
@@ -1423,15 +1427,17 @@ impl SnapBuilder<'_> {
                 let k = self.objects.len() as u16;
                 self.obj_of.push((v, k));
                 self.objects.push(ObjDesc::Array(Vec::new()));
-                let desc = match self.rec.objs[v as usize].clone() {
+                // The recorder is borrowed for the builder's whole life, not from `self`.
+                let rec = self.rec;
+                let desc = match &rec.objs[v as usize] {
                     VObj::Array(e) => {
                         let mut locs = Vec::with_capacity(e.len());
-                        for s in e {
+                        for &s in e {
                             locs.push(self.loc(s, frames)?);
                         }
                         ObjDesc::Array(locs)
                     }
-                    VObj::Block { method, body, arg_location, creator, home, args, temps } => ObjDesc::Block {
+                    &VObj::Block { method, body, arg_location, creator, home, args, temps } => ObjDesc::Block {
                         method,
                         body,
                         arg_location,
