@@ -72,6 +72,13 @@ impl Outcome {
     }
 }
 
+/// Floored modulo: the stock image has `//` but no `\\` (filed in before the programs that use it).
+const FLOORED_MODULO: &str = "METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+";
+
 /// Files in `files` (name, source) in order into one fresh VM booted in `mode`; stops at the
 /// first file that fails.
 fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
@@ -472,10 +479,6 @@ EVAL Transcript show: (Tree sum: 5000) printString
 #[test]
 fn a_branchy_loop_runs_its_side_traces_by_links() {
     let program = "METHOD SmallInt
-\\\\ arg
-   ^ self - (self // arg * arg)
-!
-METHOD SmallInt
 collatzSteps
    | x steps total |
    total <- 0.
@@ -498,7 +501,7 @@ EVAL Transcript show: 500 collatzSteps printString
         n
     };
     let want: u64 = (1..=500).map(steps).sum();
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
 }
@@ -540,10 +543,6 @@ EVAL Transcript show: (JitLink run: 3000 redefineAt: 1500) printString
 #[test]
 fn an_outer_loop_trace_enters_its_inner_loops_trace_at_the_header() {
     let program = "METHOD SmallInt
-\\\\ arg
-   ^ self - (self // arg * arg)
-!
-METHOD SmallInt
 gcdSum
    | s a b t |
    s <- 0.
@@ -563,7 +562,7 @@ EVAL Transcript show: 40 gcdSum printString
         a
     };
     let want: u64 = (1..=40).flat_map(|i| (1..=40).map(move |j| gcd(i, j))).sum();
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     // 1600 pairs; the first few dozen run before the traces exist.
     assert!(on.inner_loop_entries > 1000, "the inner trace is entered at its header: {on:?}");
@@ -580,10 +579,6 @@ EVAL Transcript show: 40 gcdSum printString
 #[test]
 fn a_side_trace_keeps_the_context_of_a_block_it_made() {
     let program = "EVAL Class addNewClass: (Object subclass: 'JitFree' variables: '' classVariables: '')
-METHOD SmallInt
-\\\\ arg
-   ^ self - (self // arg * arg)
-!
 METHOD JitFree
 pick: x
    | y z |
@@ -606,7 +601,7 @@ run: n
 EVAL Transcript show: (JitFree run: 3000) printString
 ";
     let want: i64 = (0..3000i64).map(|x| if x % 7 == 3 { 3 * x + x + 7 } else { 1 }).sum();
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.side_depth >= 1 && on.linked_entries > 100, "the block-making path runs as a side trace: {on:?}");
 }
@@ -631,10 +626,6 @@ run: n redefineAt: m
      i = m ifTrue: [JitNest compileMethod: 'step: x ^ x - 2']].
   ^ s
 !
-METHOD SmallInt
-\\\\ arg
-   ^ self - (self // arg * arg)
-!
 EVAL Transcript show: (JitNest run: 2000 redefineAt: 1000) printString
 ";
     let mut want: i64 = 0;
@@ -646,7 +637,7 @@ EVAL Transcript show: (JitNest run: 2000 redefineAt: 1000) printString
             x -= step;
         }
     }
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.invalidations > 0 && on.inner_loop_entries > 100, "inner trace entered and dropped: {on:?}");
 }

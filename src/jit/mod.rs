@@ -470,25 +470,14 @@ impl Vm {
                 self.jit.recorder = Some(rec);
                 false
             }
-            Ok(Step::Closed) => {
+            Ok(end) => {
                 self.end_recording();
-                match rec.close_side() {
-                    Ok(()) => self.install(rec.finish()),
-                    Err(why) => self.note_recording_abort(&rec, &why),
-                }
-                true
-            }
-            Ok(Step::Linked) => {
-                self.end_recording();
-                match rec.close_link() {
-                    Ok(()) => self.install(rec.finish()),
-                    Err(why) => self.note_recording_abort(&rec, &why),
-                }
-                true
-            }
-            Ok(Step::EntersLoop) => {
-                self.end_recording();
-                match rec.close_entering() {
+                let closed = match end {
+                    Step::Linked => rec.close_link(),
+                    Step::EntersLoop => rec.close_entering(),
+                    Step::Closed | Step::Continue => rec.close_side(),
+                };
+                match closed {
                     Ok(()) => self.install(rec.finish()),
                     Err(why) => self.note_recording_abort(&rec, &why),
                 }
