@@ -4,7 +4,8 @@
 //! Owns the JIT's state in the VM (`Jit`: options, compiled traces, the recording in progress,
 //! statistics) and the decisions the interpreter delegates at a loop's back edge (`Vm::loop_edge`):
 //! count, record, or enter a trace — and from there follow side traces attached to hot exits back
-//! into their loop trace (`Vm::enter_trace`). Must never enter a trace whose assumptions may have changed:
+//! into their loop trace, or an inner loop's trace where a trace ends at its header
+//! (`Vm::enter_trace`). Must never enter a trace whose assumptions may have changed:
 //! every lookup-affecting store flushes the caches, and that drops every trace
 //! (`Vm::invalidate_traces`).
 

@@ -11,7 +11,10 @@
 //! concrete values made (receiver classes at sends, branch directions, SmallInt-ness, bounds,
 //! overflow). It never changes the interpreter's state, and it aborts — never guesses — on
 //! anything it does not model: an unsupported primitive, a virtual object escaping into the heap,
-//! a return out of the root frame, an inner loop, a trace that grows too long.
+//! a return out of the root frame, an inner loop without a trace of its own, a trace that grows
+//! too long. An inner loop that has a trace ends the recording at its header instead
+//! (`Step::EntersLoop`). A return from a real frame (a context a side trace started from) frees
+//! that context as the interpreter's return would (`Helper::FreeContext`).
 //!
 //! Every guard's snapshot is the state *before* the bytecode being recorded, and a bytecode's
 //! effects (stores) are emitted after its guards, so an exit resumes the interpreter at the start
