@@ -161,6 +161,32 @@ fn run1(t: &Trace, x: u64) -> u32 {
     run(&compile(t, K).expect("compiles"), &mut [x]).expect("runs").0
 }
 
+/// `GuardIs` and `GuardIsNot` against SmallInt constants: small ones are compared as an
+/// immediate, large ones (whose tagged word needs more than 32 bits) through a register; both
+/// must tell equal from unequal, including values that differ only above bit 31.
+#[test]
+fn identity_guards_on_smallint_constants() {
+    fn guard_with(make: impl Fn(Ref) -> Op) -> Trace {
+        let mut t = Trace::new(1);
+        let x = t.push(Op::Input(0), None);
+        let fail = t.snapshot(vec![]);
+        t.push(make(x), Some(fail));
+        let pass = t.snapshot(vec![]);
+        t.push(Op::Exit, Some(pass));
+        t
+    }
+    let edges = [0, 1, -1, 13, -7, 1 << 29, -(1 << 29), (1 << 30) - 1, -(1 << 30), i32::MAX, i32::MIN];
+    for &k in &edges {
+        let is = guard_with(|x| Op::GuardIs(x, Value::from_int(k)));
+        let is_not = guard_with(|x| Op::GuardIsNot(x, Value::from_int(k)));
+        for &x in &edges {
+            let same = u32::from(x == k);
+            assert_eq!(run1(&is, int(x)), same, "GuardIs {x} against {k}");
+            assert_eq!(run1(&is_not, int(x)), 1 - same, "GuardIsNot {x} against {k}");
+        }
+    }
+}
+
 fn heap_with_class() -> (Heap, Value, Value) {
     let mut heap = Heap::new();
     let class_a = heap.alloc_pointers(Value::from_int(0), 5, Value::from_int(0));

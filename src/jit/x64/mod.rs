@@ -773,8 +773,14 @@ impl Emitter<'_> {
                 Op::GuardIs(x, v) | Op::GuardIsNot(x, v) => {
                     let stub = self.stub(inst.snap);
                     let a = self.reg_of(x, rax)?;
-                    self.a.mov(rcx, v.raw())?;
-                    self.a.cmp(a, rcx)?;
+                    // SmallInt constants fit a sign-extended immediate; object addresses do not.
+                    match i32::try_from(v.raw() as i64) {
+                        Ok(k) => self.a.cmp(a, k)?,
+                        Err(_) => {
+                            self.a.mov(rcx, v.raw())?;
+                            self.a.cmp(a, rcx)?;
+                        }
+                    }
                     if matches!(inst.op, Op::GuardIs(..)) {
                         self.a.jne(stub)?;
                     } else {
