@@ -147,7 +147,7 @@ fn a_guard_on_a_comparison_branches_on_the_comparison() {
 }
 
 /// A trace that guards input 0 with `guard` (exit s0) and otherwise exits through s1.
-fn guarded(guard: fn(Ref) -> Op) -> Trace {
+fn guarded(guard: impl Fn(Ref) -> Op) -> Trace {
     let mut t = Trace::new(1);
     let x = t.push(Op::Input(0), None);
     let fail = t.snapshot(vec![]);
@@ -166,19 +166,10 @@ fn run1(t: &Trace, x: u64) -> u32 {
 /// must tell equal from unequal, including values that differ only above bit 31.
 #[test]
 fn identity_guards_on_smallint_constants() {
-    fn guard_with(make: impl Fn(Ref) -> Op) -> Trace {
-        let mut t = Trace::new(1);
-        let x = t.push(Op::Input(0), None);
-        let fail = t.snapshot(vec![]);
-        t.push(make(x), Some(fail));
-        let pass = t.snapshot(vec![]);
-        t.push(Op::Exit, Some(pass));
-        t
-    }
     let edges = [0, 1, -1, 13, -7, 1 << 29, -(1 << 29), (1 << 30) - 1, -(1 << 30), i32::MAX, i32::MIN];
     for &k in &edges {
-        let is = guard_with(|x| Op::GuardIs(x, Value::from_int(k)));
-        let is_not = guard_with(|x| Op::GuardIsNot(x, Value::from_int(k)));
+        let is = guarded(|x| Op::GuardIs(x, Value::from_int(k)));
+        let is_not = guarded(|x| Op::GuardIsNot(x, Value::from_int(k)));
         for &x in &edges {
             let same = u32::from(x == k);
             assert_eq!(run1(&is, int(x)), same, "GuardIs {x} against {k}");
