@@ -43,6 +43,19 @@ fn child() -> Trace {
     t
 }
 
+/// Trace 3, a side trace that inherits its parent's exit state: words 6 and 7 are its inputs,
+/// which its parent link writes; it leaves writing their sum to word 5.
+fn inheriting_child() -> Trace {
+    let mut t = Trace::new(8);
+    let a = t.push(Op::Input(6), None);
+    let b = t.push(Op::Input(7), None);
+    let overflow = t.snapshot(vec![]);
+    let sum = t.push(Op::AddOv(a, b), Some(overflow));
+    let done = t.snapshot(vec![(5, sum)]);
+    t.push(Op::Exit, Some(done));
+    t
+}
+
 fn options(id: u32) -> Options {
     Options { trace_id: id, ..Options::default() }
 }
@@ -68,7 +81,7 @@ fn a_parent_exit_continues_in_its_side_trace_and_the_side_trace_exit_is_reported
     // The side trace's stack: the parent's y (from its value area) and the constant 100.
     let y_at = a.exit_value_at(big, 5).expect("s0 gives word 5 a value");
     let stack = vec![LinkValue::At(y_at), LinkValue::Const(Value::from_int(100))];
-    let link = ParentLink { trace_id: 1, exit: big, stack };
+    let link = ParentLink { trace_id: 1, exit: big, stack, words: Vec::new() };
     let b = compile_linked(&child(), K, options(2), &[], Some(&link)).expect("child compiles");
     let mut heap = Heap::new();
     let array = stack_array(&mut heap, 2);
@@ -108,6 +121,30 @@ fn a_parent_exit_continues_in_its_side_trace_and_the_side_trace_exit_is_reported
     assert!(a.set_link(big, None));
     let mut f = frame(50);
     assert_eq!(enter(&a, &mut f), (1, 1));
+}
+
+#[test]
+fn a_parent_link_writes_the_words_an_inheriting_side_trace_reads() {
+    let big = SnapId(1);
+    let links = [ExitLink { snap: big, stack: None }];
+    let a = compile_linked(&parent(), K, options(1), &links, None).expect("parent compiles");
+    let y_at = a.exit_value_at(big, 5).expect("s1 gives word 5 a value");
+    let words = vec![(6, LinkValue::At(y_at)), (7, LinkValue::Const(Value::from_int(1000)))];
+    let link = ParentLink { trace_id: 1, exit: big, stack: Vec::new(), words };
+    let c = compile_linked(&inheriting_child(), K, options(3), &[], Some(&link)).expect("child compiles");
+    assert!(a.set_link(big, c.parent_entry()));
+    let mut heap = Heap::new();
+    let array = stack_array(&mut heap, 2);
+    let mut f = [0, 0, 0, array.raw(), int(20), 0, int(-1), int(-1)];
+    assert_eq!(enter(&a, &mut f), (3, 1), "the parent's exit continued in the inheriting trace");
+    c.copy_exit(SnapId(1), &mut f);
+    assert_eq!(f[5], int(21 + 1000));
+    assert_eq!((f[6], f[7]), (int(21), int(1000)), "the link wrote both words before the trace read them");
+    assert_eq!(f[3], array.raw(), "the loop frame's words are as they were");
+    // The other path never reaches the link.
+    let mut f = [0, 0, 0, array.raw(), int(3), 0, int(-1), int(-1)];
+    assert_eq!(enter(&a, &mut f), (1, 2));
+    assert_eq!((f[6], f[7]), (int(-1), int(-1)));
 }
 
 #[test]

@@ -34,12 +34,20 @@ enum Mode {
     On,
     /// As `On`, and every guard fails the first time it runs.
     Forced,
+    /// As `On`, with side traces of exits inside inlined frames started from the contexts the
+    /// exit materialised (`JitOptions::inherit_exits` off), as before they inherited the state.
+    Materialised,
 }
 
-const MODES: [Mode; 3] = [Mode::Off, Mode::On, Mode::Forced];
+const MODES: [Mode; 4] = [Mode::Off, Mode::On, Mode::Forced, Mode::Materialised];
 
 fn options(mode: Mode) -> JitOptions {
-    JitOptions { enabled: mode != Mode::Off, threshold: THRESHOLD, force_exits: mode == Mode::Forced }
+    JitOptions {
+        enabled: mode != Mode::Off,
+        threshold: THRESHOLD,
+        force_exits: mode == Mode::Forced,
+        inherit_exits: mode != Mode::Materialised,
+    }
 }
 
 /// What a run printed and how it ended, and what the JIT did while the program ran (the boot
@@ -139,9 +147,11 @@ proptest! {
         prop_assume!(!endless(&off));
         let on = run(&program, Mode::On);
         let forced = run(&program, Mode::Forced);
-        prop_assume!(!endless(&on) && !endless(&forced));
+        let materialised = run(&program, Mode::Materialised);
+        prop_assume!(!endless(&on) && !endless(&forced) && !endless(&materialised));
         prop_assert_eq!(on.observed(), off.observed(), "JIT on (threshold {}) vs off:\n{}", THRESHOLD, program);
         prop_assert_eq!(forced.observed(), off.observed(), "JIT with forced exits vs off:\n{}", program);
+        prop_assert_eq!(materialised.observed(), off.observed(), "JIT without inherited exits vs off:\n{}", program);
     }
 }
 
@@ -563,12 +573,22 @@ EVAL Transcript show: 40 gcdSum printString
     };
     let want: u64 = (1..=40).flat_map(|i| (1..=40).map(move |j| gcd(i, j))).sum();
     let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let (on, materialised) = (&outcomes[1], &outcomes[3]);
     // 1600 pairs; the first few dozen run before the traces exist.
     assert!(on.inner_loop_entries > 1000, "the inner trace is entered at its header: {on:?}");
-    // Euclid's last step divides exactly: an exit inside `//` (inlined in `\\\\`), whose side
-    // trace returns from both materialised contexts and frees them as the interpreter would.
-    assert!(on.freed_contexts > 1000, "the side trace frees the contexts it returns from: {on:?}");
+    // Euclid's last step divides exactly: an exit inside `//` (inlined in `\\\\`). Its side
+    // trace inherits the two inlined frames and runs straight from the exit, in machine code:
+    // one VM entry fewer for each of the 768 pairs that end so, and no context made for them.
+    assert!(on.linked_entries > 1000 && on.freed_contexts == 0, "the side trace inherits the exit: {on:?}");
+    assert!(
+        on.trace_entries + 500 < materialised.trace_entries,
+        "inherited: {} VM entries, materialised: {}",
+        on.trace_entries,
+        materialised.trace_entries
+    );
+    // Without inheritance the side trace starts from the contexts the exit materialised, returns
+    // from both and frees them as the interpreter would.
+    assert!(materialised.freed_contexts > 1000, "the side trace frees the contexts it returns from: {materialised:?}");
 }
 
 /// A side trace starts inside a materialised frame and makes a block there that outlives the
@@ -602,8 +622,10 @@ EVAL Transcript show: (JitFree run: 3000) printString
 ";
     let want: i64 = (0..3000i64).map(|x| if x % 7 == 3 { 3 * x + x + 7 } else { 1 }).sum();
     let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
-    assert!(on.side_depth >= 1 && on.linked_entries > 100, "the block-making path runs as a side trace: {on:?}");
+    // The frame is materialised (and must not be freed) when the side trace does not inherit it.
+    for o in [&outcomes[1], &outcomes[3]] {
+        assert!(o.side_depth >= 1 && o.linked_entries > 100, "the block-making path runs as a side trace: {o:?}");
+    }
 }
 
 /// The same shape, with the inner loop's trace dropped mid-run (a method only the inner loop

@@ -150,6 +150,7 @@ pub fn run(args: &RunArgs, stats: bool, dump: Option<&PathBuf>) -> i32 {
         enabled: !args.no_jit,
         threshold: args.jit_threshold,
         force_exits: args.jit_force_exits || force_env,
+        ..Default::default()
     };
     // Opened before anything runs; refuses to write over one of the inputs.
     let dump_sink: Option<Box<dyn Write>> = match dump {

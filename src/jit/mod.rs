@@ -43,11 +43,15 @@ pub struct JitOptions {
     pub enabled: bool,
     pub threshold: u32,
     pub force_exits: bool,
+    /// Side traces from exits inside inlined frames inherit the parent's exit state and are
+    /// entered from it in machine code (`Recorder::start_inherited`). Off: they start from the
+    /// contexts the exit materialised, entered through the VM (the older way, kept for tests).
+    pub inherit_exits: bool,
 }
 
 impl Default for JitOptions {
     fn default() -> Self {
-        JitOptions { enabled: true, threshold: DEFAULT_THRESHOLD, force_exits: false }
+        JitOptions { enabled: true, threshold: DEFAULT_THRESHOLD, force_exits: false, inherit_exits: true }
     }
 }
 
@@ -109,6 +113,9 @@ pub struct TraceEntry {
     pub needs: Vec<(usize, usize)>,
     /// For a side trace: (parent trace, the parent's exit it continues from).
     pub parent: Option<(u32, u32)>,
+    /// It inherits its parent's exit state (`Recording::inherited`): entered by the parent's
+    /// link only, never from the VM.
+    pub inherits: bool,
     /// For a side trace: its last exit, back at the loop header.
     pub end_exit: Option<usize>,
     /// For a root trace without a loop of its own: its last exit, at the header of an inner loop
@@ -417,11 +424,18 @@ impl Vm {
     /// Starts recording a side trace from exit `exit` of trace `parent`, just deoptimised.
     fn start_side_recording(&mut self, parent: u32, exit: u32) -> Edge {
         let t = &self.jit.traces[parent as usize];
-        let frames = t.exits[exit as usize].frames.len();
+        let state = &t.exits[exit as usize];
+        let frames = state.frames.len();
         let root = &self.jit.traces[t.root as usize];
         let header = root.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
         let loop_end = root.loop_end;
-        match Recorder::start_side(self, frames, header, loop_end, (parent, exit), self.jit.dump.is_some()) {
+        let dump = self.jit.dump.is_some();
+        let started = if frames > 1 && self.jit.options.inherit_exits && inheritable(t, exit) {
+            Recorder::start_inherited(self, state, header, loop_end, (parent, exit), dump)
+        } else {
+            Recorder::start_side(self, frames, header, loop_end, (parent, exit), dump)
+        };
+        match started {
             Ok(rec) => self.begin_recording(rec),
             Err(why) => {
                 self.note_side_abort(parent, exit, &why);
@@ -575,8 +589,13 @@ impl Vm {
             }
         }
         let depth = rec.start.parent.map_or(0, |(p, _)| self.jit.traces[p as usize].depth + 1);
-        let links = linkable_exits(&rec, &alias_exits, depth);
+        let links = linkable_exits(&rec, &alias_exits, depth, self.jit.options.inherit_exits);
         let parent_link = self.parent_link(&rec);
+        if let (Some(_), None, Some((p, e))) = (&rec.inherited, &parent_link, rec.start.parent) {
+            // Without the link nothing could ever enter it.
+            self.note_side_abort(p, e, "the parent's exit cannot be linked (internal)");
+            return;
+        }
         let options = x64::Options {
             force_exits: self.jit.options.force_exits,
             fuel: self.jit.fuel.as_ptr() as u64,
@@ -595,7 +614,15 @@ impl Vm {
         }
         let start = match rec.start.parent {
             None => format!("{} @ {}", method_name(self, rec.start.method), rec.start.header),
-            Some((p, e)) => format!("side trace of trace {p} exit s{e} ({})", method_name(self, rec.start.top_method)),
+            Some((p, e)) => {
+                let inherited = match &rec.inherited {
+                    Some(_) => {
+                        format!(", {} frames inherited", self.jit.traces[p as usize].exits[e as usize].frames.len())
+                    }
+                    None => String::new(),
+                };
+                format!("side trace of trace {p} exit s{e} ({}{inherited})", method_name(self, rec.start.top_method))
+            }
         };
         let code = match compiled {
             Ok(c) => c,
@@ -629,6 +656,7 @@ impl Vm {
             entry: rec.entry,
             needs: rec.needs,
             parent: rec.start.parent,
+            inherits: rec.inherited.is_some(),
             end_exit: rec.end_exit,
             enter_exit: rec.enter_exit,
             side: vec![None; n_exits],
@@ -718,7 +746,10 @@ impl Vm {
                 continue;
             }
             if let Some(side) = t.side.get(exit).copied().flatten() {
-                if self.jit.traces[side as usize].code.is_some() {
+                let s = &self.jit.traces[side as usize];
+                // An inheriting side trace is entered by its link alone; control is here
+                // because the link refused (no fuel), so the interpreter goes on.
+                if s.code.is_some() && !s.inherits {
                     tid = side;
                     continue;
                 }
@@ -777,6 +808,9 @@ impl Vm {
         self.save_regs_for_jit();
         let t = &self.jit.traces[tid as usize];
         t.code.as_ref()?;
+        if t.inherits {
+            return None; // its inputs are its parent's exit values, not contexts
+        }
         let n = t.entry.len();
         let tree_needs = self.jit.traces[t.root as usize].tree_needs;
         let mut buffer = std::mem::take(&mut self.jit.buffer);
@@ -916,6 +950,16 @@ impl Vm {
     /// stub leaves them: its value area, frame-buffer inputs, constants.
     fn parent_link(&self, rec: &Recording) -> Option<x64::ParentLink> {
         let (p, e) = rec.start.parent?;
+        if let Some(words) = &rec.inherited {
+            // Every exit word the trace reads, copied from the parent's value area.
+            let code = self.jit.traces[p as usize].code.as_ref()?;
+            let exit = ir::SnapId(e);
+            let words = words
+                .iter()
+                .map(|&k| Some((recorder::INHERITED_BASE + k, x64::LinkValue::At(code.exit_value_at(exit, k)?))))
+                .collect::<Option<Vec<_>>>()?;
+            return code.links_later(exit).then_some(x64::ParentLink { trace_id: p, exit, stack: Vec::new(), words });
+        }
         let [entry] = rec.entry.as_slice() else { return None };
         let parent = &self.jit.traces[p as usize];
         let code = parent.code.as_ref()?;
@@ -926,7 +970,7 @@ impl Vm {
         }
         let stack =
             link_stack(frame, |w| code.exit_value_at(exit, w).map_or(x64::LinkValue::Word(w), x64::LinkValue::At))?;
-        Some(x64::ParentLink { trace_id: p, exit, stack })
+        Some(x64::ParentLink { trace_id: p, exit, stack, words: Vec::new() })
     }
 
     /// Unlinks every exit that leads to a trace whose code was dropped: its code is gone.
@@ -1066,16 +1110,20 @@ impl LookupChange<'_> {
 }
 
 /// The exits of a recording that may continue straight into another trace of its tree (see
-/// `x64::ExitLink`): those that leave exactly the loop's frame with its stack in frame-buffer
+/// `x64::ExitLink`): those that leave the loop's frame (words 0–3) with its stack in frame-buffer
 /// words and constants, and that may get a side trace (not the loop trace's header, not one
 /// that ends the loop or finds two objects the same, not below the deepest side traces) or are
-/// a side trace's end, back at the header.
-fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8) -> Vec<x64::ExitLink> {
+/// a side trace's end, back at the header. With `inherit`, also those that leave inlined frames
+/// above the loop's: their side traces inherit the state (`Recorder::start_inherited`).
+fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8, inherit: bool) -> Vec<x64::ExitLink> {
     use deopt::{FrameKind, Loc};
     let mut out = Vec::new();
     for (s, state) in rec.exits.iter().enumerate() {
-        let [frame] = state.frames.as_slice() else { continue };
+        let Some(frame) = state.frames.first() else { continue };
         if frame.kind != (FrameKind::Real { ctx: Loc::Slot(0) }) {
+            continue;
+        }
+        if state.frames.len() > 1 && !inherit {
             continue;
         }
         let is_end = rec.end_exit == Some(s);
@@ -1096,6 +1144,39 @@ fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8) -> Vec<x64::
         }
     }
     out
+}
+
+/// Whether a side trace of `parent`'s exit `exit` can inherit the exit's state: the exit has a
+/// link cell for it, and every word of the state is one the exit leaves in the value area
+/// (where the side trace's parent entry copies it from).
+fn inheritable(parent: &TraceEntry, exit: u32) -> bool {
+    use deopt::{FrameKind, Loc, ObjDesc};
+    let Some(code) = parent.code.as_ref() else { return false };
+    let Some(state) = parent.exits.get(exit as usize) else { return false };
+    let snap = ir::SnapId(exit);
+    let left = |l: &Loc| match *l {
+        Loc::Slot(k) => code.exit_value_at(snap, k).is_some(),
+        Loc::Const(_) | Loc::Virtual(_) => true,
+    };
+    let frames_ok = state.frames.iter().all(|f| {
+        let kind_ok = match &f.kind {
+            FrameKind::Real { ctx } => left(ctx),
+            FrameKind::Method { args, temps, .. } => left(args) && left(temps),
+            FrameKind::Block { block } => left(block),
+        };
+        kind_ok && f.stack.iter().all(left)
+    });
+    let objects_ok = state.objects.iter().all(|o| match o {
+        ObjDesc::Array(e) => e.iter().all(left),
+        ObjDesc::Block { creator, home, args, temps, .. } => {
+            let ctx_ok = |c: &deopt::CtxLoc| match c {
+                deopt::CtxLoc::Frame(_) => true,
+                deopt::CtxLoc::Real(l) => left(l),
+            };
+            ctx_ok(creator) && ctx_ok(home) && left(args) && left(temps)
+        }
+    });
+    code.links_later(snap) && frames_ok && objects_ok
 }
 
 /// What a link writes into `frame`'s stack: `word` says where the value of a frame-buffer word

@@ -31,6 +31,9 @@ use hashbrown::HashMap;
 pub const MAX_BYTECODES: usize = 3000;
 /// Inlined frames deeper than this abort (runaway recursion on the trace).
 pub const MAX_DEPTH: usize = 40;
+/// Frame-buffer word of an inheriting side trace's copy of its parent's exit word 0 (words
+/// 0–3 are the loop's context, arguments, temporaries and stack, as in every trace of the tree).
+pub const INHERITED_BASE: u16 = 4;
 
 /// A value as the recorder knows it: computed by the trace, or an object the trace did not
 /// allocate.
@@ -149,6 +152,10 @@ pub struct Recording {
     pub lookups: Vec<(Value, Value)>,
     /// The ip of the loop's back edge (`usize::MAX` when not seen).
     pub loop_end: usize,
+    /// For a side trace that inherits its parent's exit state: the parent's exit words it reads
+    /// (as frame-buffer words `INHERITED_BASE + k`), which the parent's linked exit must write.
+    /// Such a trace is entered by that link only, never from the VM.
+    pub inherited: Option<Vec<u16>>,
 }
 
 pub struct Recorder {
@@ -179,6 +186,9 @@ pub struct Recorder {
     lookups: Vec<(Value, Value)>,
     /// The nil object (operands of helper calls).
     nil: Value,
+    /// For a side trace that inherits its parent's exit state (`start_inherited`): the parent's
+    /// exit words it reads, each as frame-buffer word `INHERITED_BASE + k`.
+    inherited: Option<Vec<u16>>,
     /// One line per recorded bytecode (only when dumping).
     pub log: Option<Vec<String>>,
 }
@@ -219,6 +229,33 @@ fn back_edge(code: &[u8], header: usize) -> Option<usize> {
         ip += d.len;
     }
     None
+}
+
+/// The method an exit state's frame runs (a block frame's: its context's, which the recorder
+/// checks against nothing else).
+fn method_of(rec: &Recorder, fr: &FrameDesc, c: Value) -> Value {
+    match &fr.kind {
+        FrameKind::Method { method, .. } => *method,
+        FrameKind::Block { block: Loc::Virtual(k) } => match rec.objs.get(*k as usize) {
+            Some(VObj::Block { method, .. }) => *method,
+            _ => Value::from_int(0),
+        },
+        FrameKind::Real { .. } | FrameKind::Block { .. } => c.slot(ctx::METHOD),
+    }
+}
+
+/// The `n` innermost contexts of the interpreter, outermost first.
+fn context_chain(vm: &Vm, n: usize) -> Result<Vec<Value>, Abort> {
+    let mut chain = vec![vm.regs.ctx];
+    while chain.len() < n {
+        let below = chain.last().and_then(|c| c.slot_checked(ctx::PREVIOUS)).unwrap_or(vm.k.nil);
+        if !below.is_pointers() || below.len() < ctx::SIZE {
+            return abort("side exit's contexts are not a chain");
+        }
+        chain.push(below);
+    }
+    chain.reverse();
+    Ok(chain)
 }
 
 /// `Class>>selector` of a method, for dumps and messages.
@@ -289,17 +326,159 @@ impl Recorder {
         Ok(rec)
     }
 
-    fn begin(vm: &Vm, n: usize, header: usize, parent: Option<(u32, u32)>, dump: bool) -> Result<Recorder, Abort> {
-        // The contexts, outermost first.
-        let mut chain = vec![vm.regs.ctx];
-        while chain.len() < n {
-            let below = chain.last().and_then(|c| c.slot_checked(ctx::PREVIOUS)).unwrap_or(vm.k.nil);
-            if !below.is_pointers() || below.len() < ctx::SIZE {
-                return abort("side exit's contexts are not a chain");
+    /// Starts recording a side trace that *inherits* the state its parent left by: LuaJIT's
+    /// way, and what lets the parent's exit continue into it in machine code even when that
+    /// exit is inside inlined frames. The loop's context is real (frame-buffer words 0–3, as for
+    /// every trace of the tree); every frame and object that was virtual at the exit stays
+    /// virtual, and each value the exit left in its word k is read from frame-buffer word
+    /// `INHERITED_BASE + k`, which the parent's linked exit writes (`x64::ParentLink::words`).
+    ///
+    /// The interpreter meanwhile runs on the contexts the exit materialised from `state`. The
+    /// recorder models them as the virtual frames they were: nothing the trace does can tell
+    /// the two apart (a context that could be observed aborts, as for any inlined frame).
+    pub fn start_inherited(
+        vm: &Vm,
+        state: &ExitState,
+        header: usize,
+        loop_end: usize,
+        parent: (u32, u32),
+        dump: bool,
+    ) -> Result<Recorder, Abort> {
+        let n = state.frames.len();
+        let chain = context_chain(vm, n)?;
+        let Some(FrameKind::Real { ctx: root_loc }) = state.frames.first().map(|f| f.kind.clone()) else {
+            return abort("side exit's outermost frame is not the loop's context");
+        };
+        let mut rec = Recorder::begin_on(vm, &chain[..1], false, header, Some(parent), dump)?;
+        rec.loop_end = loop_end;
+        let FrameType::Real { ctx: root_ctx } = rec.frames[0].ty else { unreachable!("begin_on makes real frames") };
+        let mut inputs: Vec<(u16, Ref)> = Vec::new();
+        // Every value of the exit, as the recorder's symbol for it.
+        let mut sym = |rec: &mut Recorder, l: Loc| -> Sym {
+            match l {
+                Loc::Const(v) => Sym::Ir(rec.konst(v)),
+                Loc::Virtual(k) => Sym::Virt(k as u32),
+                Loc::Slot(_) if l == root_loc => Sym::Ir(root_ctx),
+                Loc::Slot(k) => match inputs.iter().find(|&&(w, _)| w == k) {
+                    Some(&(_, r)) => Sym::Ir(r),
+                    None => {
+                        let r = rec.emit(Op::Input(INHERITED_BASE + k));
+                        inputs.push((k, r));
+                        Sym::Ir(r)
+                    }
+                },
             }
-            chain.push(below);
+        };
+        for o in &state.objects {
+            let obj = match o {
+                ObjDesc::Array(e) => VObj::Array(e.iter().map(|&l| sym(&mut rec, l)).collect()),
+                ObjDesc::Block { method, body, arg_location, creator, home, args, temps } => {
+                    let mut ctx_ref = |rec: &mut Recorder, c: CtxLoc| -> Result<CtxRef, Abort> {
+                        match c {
+                            CtxLoc::Frame(f) if (f as usize) < n => Ok(CtxRef::Frame(f as u32)),
+                            CtxLoc::Frame(_) => abort("side exit's block refers to no frame of the exit"),
+                            CtxLoc::Real(l) => match sym(rec, l) {
+                                Sym::Ir(r) => Ok(CtxRef::Real(r)),
+                                Sym::Virt(_) => abort("side exit's block has a virtual context"),
+                            },
+                        }
+                    };
+                    let (creator, home) = (ctx_ref(&mut rec, *creator)?, ctx_ref(&mut rec, *home)?);
+                    let (args, temps) = (sym(&mut rec, *args), sym(&mut rec, *temps));
+                    VObj::Block {
+                        method: *method,
+                        body: *body,
+                        arg_location: *arg_location,
+                        creator,
+                        home,
+                        args,
+                        temps,
+                    }
+                }
+            };
+            rec.objs.push(obj);
         }
-        chain.reverse();
+        for (i, fr) in state.frames.iter().enumerate() {
+            let c = chain[i];
+            let top = i + 1 == n;
+            let stack: Vec<Sym> = fr.stack.iter().map(|&l| sym(&mut rec, l)).collect();
+            let (ip, sp) = if top {
+                (vm.regs.ip, vm.regs.sp)
+            } else {
+                (c.slot(ctx::BYTE_POINTER).as_int().unwrap_or(-1) as usize, stack.len())
+            };
+            if ip != fr.ip as usize || sp != stack.len() || c.slot(ctx::METHOD) != method_of(&rec, fr, c) {
+                return abort("side exit's contexts do not match its exit state (internal)");
+            }
+            if i == 0 {
+                let f = &mut rec.frames[0];
+                (f.stack, f.ip) = (stack, ip);
+                rec.entry[0].sp = sp;
+                continue;
+            }
+            let id = i as u32;
+            let (ty, args, temps, home) = match &fr.kind {
+                FrameKind::Real { .. } => return abort("side exit has a real frame above the loop's"),
+                &FrameKind::Method { args, temps, .. } => {
+                    (FrameType::Method, sym(&mut rec, args), sym(&mut rec, temps), CtxRef::Frame(id))
+                }
+                &FrameKind::Block { block } => {
+                    let block = sym(&mut rec, block);
+                    match block {
+                        Sym::Virt(k) => match rec.objs.get(k as usize) {
+                            Some(&VObj::Block { args, temps, home, .. }) => {
+                                (FrameType::Block { block }, args, temps, home)
+                            }
+                            _ => return abort("side exit's block frame runs no Block"),
+                        },
+                        // A real Block, as the parent guarded it when it entered the frame.
+                        Sym::Ir(b) => {
+                            let a = rec.emit(Op::LoadSlot(b, ctx::ARGUMENTS as u32));
+                            let t = rec.emit(Op::LoadSlot(b, ctx::TEMPORARIES as u32));
+                            let h = rec.emit(Op::LoadSlot(b, ctx::CREATING_CONTEXT as u32));
+                            (FrameType::Block { block }, Sym::Ir(a), Sym::Ir(t), CtxRef::Real(h))
+                        }
+                    }
+                }
+            };
+            rec.frames.push(Frame {
+                id,
+                ty,
+                method: c.slot(ctx::METHOD),
+                args,
+                temps,
+                stack,
+                ip,
+                stack_size: fr.stack_size,
+                home: Some(home),
+                escaped: false,
+            });
+        }
+        rec.next_frame = n as u32;
+        rec.pre_stack = rec.top().stack.clone();
+        let words = inputs.iter().map(|&(k, _)| k).collect::<Vec<_>>();
+        let needed = words.iter().map(|&k| INHERITED_BASE + k + 1).max().unwrap_or(0);
+        rec.trace.slots = rec.trace.slots.max(needed);
+        rec.inherited = Some(words);
+        Ok(rec)
+    }
+
+    fn begin(vm: &Vm, n: usize, header: usize, parent: Option<(u32, u32)>, dump: bool) -> Result<Recorder, Abort> {
+        let chain = context_chain(vm, n)?;
+        Recorder::begin_on(vm, &chain, true, header, parent, dump)
+    }
+
+    /// `begin` on the real contexts `chain` (outermost first; the last is the active one when
+    /// `live_top`). `load_stacks`: the frames' stacks are read from their stack Arrays.
+    fn begin_on(
+        vm: &Vm,
+        chain: &[Value],
+        load_stacks: bool,
+        header: usize,
+        parent: Option<(u32, u32)>,
+        dump: bool,
+    ) -> Result<Recorder, Abort> {
+        let n = chain.len();
         let mut trace = Trace::new(4 * n as u16);
         let mut frames = Vec::with_capacity(n);
         let mut real = Vec::with_capacity(n);
@@ -309,7 +488,7 @@ impl Recorder {
             let args_in = trace.push(Op::Input(4 * i as u16 + 1), None);
             let temps_in = trace.push(Op::Input(4 * i as u16 + 2), None);
             let stack_in = trace.push(Op::Input(4 * i as u16 + 3), None);
-            let top = i + 1 == n;
+            let top = c == vm.regs.ctx;
             let (ip, sp) = if top {
                 (vm.regs.ip, vm.regs.sp)
             } else {
@@ -323,7 +502,10 @@ impl Recorder {
                 return abort("side exit's context has a malformed stack");
             }
             let method = c.slot(ctx::METHOD);
-            let stack = (0..sp).map(|j| Sym::Ir(trace.push(Op::LoadSlot(stack_in, j as u32), None))).collect();
+            let stack = match load_stacks {
+                true => (0..sp).map(|j| Sym::Ir(trace.push(Op::LoadSlot(stack_in, j as u32), None))).collect(),
+                false => Vec::new(),
+            };
             frames.push(Frame {
                 id: i as u32,
                 ty: FrameType::Real { ctx: ctx_in },
@@ -375,6 +557,7 @@ impl Recorder {
             link_exit: None,
             enter_exit: None,
             nil: vm.k.nil,
+            inherited: None,
             snap: None,
             pre_stack: Vec::new(),
             pre_ip,
@@ -447,6 +630,7 @@ impl Recorder {
             log: self.log.unwrap_or_default(),
             lookups: self.lookups,
             loop_end: self.loop_end,
+            inherited: self.inherited,
         }
     }
 

@@ -118,6 +118,9 @@ pub struct ParentLink {
     pub trace_id: u32,
     pub exit: SnapId,
     pub stack: Vec<LinkValue>,
+    /// Frame-buffer words written too, before the trace reads its inputs: the parent's exit
+    /// values a side trace that inherits its parent's state reads (`Recorder::start_inherited`).
+    pub words: Vec<(u16, LinkValue)>,
 }
 
 /// Frame-buffer word of the root frame's stack Array (words 0–3: context, arguments,
@@ -899,6 +902,10 @@ impl Emitter<'_> {
                 let index = self.a.instructions().len();
                 let mut refused = self.a.create_label();
                 self.write_link_stack(&p.stack, refused, &[])?;
+                for &(w, v) in &p.words {
+                    self.link_value(rcx, v, &[])?;
+                    self.a.mov(qword_ptr(r12 + 8 * w as i32), rcx)?;
+                }
                 self.a.jmp(link_entry)?;
                 self.a.set_label(&mut refused)?;
                 self.a.mov(rax, (p.trace_id as u64) << 32 | p.exit.0 as u64)?;
@@ -930,20 +937,26 @@ impl Emitter<'_> {
         self.a.cmp(dword_ptr(rdx + LEN_OFFSET), stack.len() as i32)?;
         self.a.jb(refused)?;
         for (k, &v) in stack.iter().enumerate() {
-            match v {
-                LinkValue::Const(c) => self.a.mov(rcx, c.raw())?,
-                LinkValue::At(addr) => {
-                    self.a.mov(rcx, addr)?;
-                    self.a.mov(rcx, qword_ptr(rcx))?;
-                }
-                LinkValue::Word(w) => match entries.iter().find(|&&(word, _)| word == w) {
-                    Some(&(_, r)) => self.load(rcx, r)?,
-                    None => self.a.mov(rcx, qword_ptr(r12 + 8 * w as i32))?,
-                },
-            }
+            self.link_value(rcx, v, entries)?;
             self.a.mov(qword_ptr(rdx + slot_offset(k as u32)), rcx)?;
         }
         Ok(())
+    }
+
+    /// `reg` <- a link's value; a `LinkValue::Word` is read from the snapshot `entries` that give
+    /// it a value, else from the frame buffer.
+    fn link_value(&mut self, reg: AsmRegister64, v: LinkValue, entries: &[(u16, Ref)]) -> Result<(), IcedError> {
+        match v {
+            LinkValue::Const(c) => self.a.mov(reg, c.raw()),
+            LinkValue::At(addr) => {
+                self.a.mov(reg, addr)?;
+                self.a.mov(reg, qword_ptr(reg))
+            }
+            LinkValue::Word(w) => match entries.iter().find(|&&(word, _)| word == w) {
+                Some(&(_, r)) => self.load(reg, r),
+                None => self.a.mov(reg, qword_ptr(r12 + 8 * w as i32)),
+            },
+        }
     }
 }
 
