@@ -58,8 +58,9 @@ pub struct CompiledTrace {
     /// in registers. The code embeds its address, so it lives (and stays put) as long as the
     /// code.
     values: Box<[std::cell::Cell<u64>]>,
-    /// Per snapshot: (frame-buffer word, value) to copy when leaving by it.
-    exits: Vec<Vec<(u16, Ref)>>,
+    /// Per snapshot: (frame-buffer word, index in `values` of its value) to copy when leaving
+    /// by it (see `exit_cells`).
+    exits: Vec<Vec<(u16, u32)>>,
     /// `Options::force_exits`: one byte per exit point, set once it has forced its exit. The code
     /// embeds this block's address, so it lives (and stays put) as long as the code.
     _forced: Box<[u8]>,
@@ -70,6 +71,9 @@ pub struct CompiledTrace {
     /// Per linkable exit (see `ExitLink`): the address its stub jumps to, 0 for none. The code
     /// reads it in place, so it lives (and stays put) as long as the code.
     link_cells: Box<[std::cell::Cell<u64>]>,
+    /// Per snapshot: where the common exit continues (a side trace's parent entry; 0 for none)
+    /// when it is linkable with `ExitLink::stack` None. The code reads it in place.
+    later_links: Box<[std::cell::Cell<u64>]>,
     /// Per snapshot, if it is linkable: its index in `link_cells`, and whether its stub writes
     /// the stack itself (`ExitLink::stack` is Some).
     link_of: Vec<Option<(u16, bool)>>,
@@ -82,17 +86,19 @@ pub struct CompiledTrace {
 }
 
 /// An exit that may continue straight into another trace (a *link*), without the VM: its
-/// interpreter state is one real frame (the one in frame-buffer words 0–3, which the other trace
-/// reads as its own). Its stub jumps to the address in the exit's link cell
-/// (`CompiledTrace::set_link`), if any, after storing the registers the snapshot reads.
+/// interpreter state has the loop's real frame outermost (the one in frame-buffer words 0–3,
+/// which the other trace reads as its own). Control jumps to the address in the exit's link
+/// cell (`CompiledTrace::set_link`), if any.
 ///
 /// Two kinds, by which trace is compiled first:
-/// * `stack: Some(..)` — the exit's stack is written into the frame's stack Array by the stub
-///   itself, which then enters the other (older) trace at its `link_entry`. A side trace's last
-///   exit, back in its loop trace. With no fuel left or a stack Array too short, it leaves.
-/// * `stack: None` — the other trace is compiled later (a side trace of this exit): it writes the
-///   stack, reading this trace's value area (`ParentLink`), and is entered at its
-///   `parent_entry`. This stub is four instructions, so any exit can be one.
+/// * `stack: Some(..)` — the exit (one frame) writes its stack into the frame's stack Array in
+///   its own stub, with the values still in registers, and enters the other (older) trace at
+///   its `link_entry`. A side trace's last exit, back in its loop trace. With no fuel left or a
+///   stack Array too short, it leaves.
+/// * `stack: None` — the other trace is compiled later (a side trace of this exit): the common
+///   exit, after saving the registers, jumps to its `parent_entry`, which reads this trace's
+///   exit values where they now are (`ParentLink`). It costs the stub nothing, so any exit can
+///   be one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExitLink {
     pub snap: SnapId,
@@ -179,8 +185,8 @@ impl CompiledTrace {
 
     /// Copies snapshot `exit`'s values into their frame-buffer words (after this trace left by it).
     pub fn copy_exit(&self, exit: SnapId, frame: &mut [u64]) {
-        for &(slot, v) in self.exits.get(exit.0 as usize).map(Vec::as_slice).unwrap_or(&[]) {
-            frame[slot as usize] = self.values[v.0 as usize].get();
+        for &(slot, cell) in self.exits.get(exit.0 as usize).map(Vec::as_slice).unwrap_or(&[]) {
+            frame[slot as usize] = self.values[cell as usize].get();
         }
     }
 
@@ -190,8 +196,12 @@ impl CompiledTrace {
     /// the target may be entered in (see `ExitLink`).
     pub fn set_link(&self, exit: SnapId, target: Option<u64>) -> bool {
         match self.link_of.get(exit.0 as usize).copied().flatten() {
-            Some((k, _)) => {
+            Some((k, true)) => {
                 self.link_cells[k as usize].set(target.unwrap_or(0));
+                true
+            }
+            Some((_, false)) => {
+                self.later_links[exit.0 as usize].set(target.unwrap_or(0));
                 true
             }
             None => false,
@@ -207,8 +217,8 @@ impl CompiledTrace {
     /// word `w`, if the snapshot gives that word one.
     pub fn exit_value_at(&self, exit: SnapId, w: u16) -> Option<u64> {
         let entries = self.exits.get(exit.0 as usize)?;
-        let &(_, v) = entries.iter().find(|&&(word, _)| word == w)?;
-        Some(self.values[v.0 as usize].as_ptr() as u64)
+        let &(_, cell) = entries.iter().find(|&&(word, _)| word == w)?;
+        Some(self.values[cell as usize].as_ptr() as u64)
     }
 
     /// Where an older trace's linked exit enters (see `ExitLink`).
@@ -223,11 +233,10 @@ impl CompiledTrace {
 
     /// Whether exit `exit` currently continues into another trace.
     pub fn is_linked(&self, exit: SnapId) -> bool {
-        self.link_of
-            .get(exit.0 as usize)
-            .copied()
-            .flatten()
-            .is_some_and(|(k, _)| self.link_cells[k as usize].get() != 0)
+        self.link_of.get(exit.0 as usize).copied().flatten().is_some_and(|(k, inline)| match inline {
+            true => self.link_cells[k as usize].get() != 0,
+            false => self.later_links[exit.0 as usize].get() != 0,
+        })
     }
 
     /// Entries so far: from the VM, and by links from other traces.
@@ -300,6 +309,11 @@ struct Emitter<'t> {
     entries: u64,
     /// Per snapshot: its link (what the stub writes) and the address of its link cell.
     links: Vec<Option<(&'t ExitLink, u64)>>,
+    /// Address of the per-snapshot table of links to side traces (`ExitLink` with `stack: None`)
+    /// that the common exit reads.
+    later_links: u64,
+    /// Index in the value area of the save word of `REGS[0]` (the others follow).
+    saved_base: u32,
     trace_id: u32,
     parent: Option<&'t ParentLink>,
 }
@@ -858,37 +872,40 @@ impl Emitter<'_> {
             self.a.jmp(stub)?;
         }
 
-        // Exit stubs: store the snapshot's register-held values into the value area and answer
-        // its number (`CompiledTrace::run` copies its values). Only for the snapshots something
-        // exits by (the optimizer leaves many unused).
+        // Exit stubs, two instructions each: the snapshot's number, then the common exit. Only
+        // for the snapshots something exits by (the optimizer leaves many unused). An exit that
+        // writes its own stack into a link tries that first, with the values still in registers.
+        let mut common_exit = self.a.create_label();
         for (s, _) in exits_by.iter().enumerate().filter(|(_, &n)| n > 0) {
             let mut label = self.stubs[s];
             self.a.set_label(&mut label)?;
-            let mut held: Vec<Ref> = self.trace.snapshots[s].entries.iter().map(|&(_, v)| v).collect();
-            held.sort();
-            held.dedup();
-            for v in held {
-                if let Place::Reg(reg) = self.place(v) {
-                    self.a.mov(self.value(v), reg)?;
-                }
+            if let Some((ExitLink { stack: Some(stack), .. }, cell)) = self.links[s] {
+                self.link(s, stack, cell)?;
             }
-            if let Some((link, cell)) = self.links[s] {
-                match &link.stack {
-                    Some(stack) => self.link(s, stack, cell)?,
-                    None => {
-                        let mut unlinked = self.a.create_label();
-                        self.a.mov(rax, cell)?;
-                        self.a.mov(rax, qword_ptr(rax))?;
-                        self.a.test(rax, rax)?;
-                        self.a.jz(unlinked)?;
-                        self.a.jmp(rax)?;
-                        self.a.set_label(&mut unlinked)?;
-                    }
-                }
-            }
-            self.a.mov(rax, (self.trace_id as u64) << 32 | s as u64)?;
-            self.a.jmp(epilogue)?;
+            self.a.mov(eax, s as u32)?;
+            self.a.jmp(common_exit)?;
         }
+        // The common exit (rax: the snapshot): every register that is some value's home goes to
+        // its save word (`CompiledTrace::copy_exit` reads the snapshot's values from those and
+        // the value area); then the exit's link, if it has one the side trace compiled later set
+        // (`ExitLink` with `stack: None`); else the answer, this trace and the snapshot.
+        self.a.set_label(&mut common_exit)?;
+        for (k, &reg) in REGS.iter().enumerate() {
+            if self.loc.contains(&Home::Reg(k as u8)) {
+                self.a.mov(self.value(Ref(self.saved_base + k as u32)), reg)?;
+            }
+        }
+        if self.links.iter().any(|l| matches!(l, Some((ExitLink { stack: None, .. }, _)))) {
+            let mut unlinked = self.a.create_label();
+            self.a.mov(rcx, self.later_links)?;
+            self.a.mov(rcx, qword_ptr(rcx + rax * 8))?;
+            self.a.test(rcx, rcx)?;
+            self.a.jz(unlinked)?;
+            self.a.jmp(rcx)?;
+            self.a.set_label(&mut unlinked)?;
+        }
+        self.a.mov(rcx, (self.trace_id as u64) << 32)?;
+        self.a.or(rax, rcx)?;
 
         self.a.set_label(&mut epilogue)?;
         self.a.add(rsp, 8)?;
@@ -968,6 +985,8 @@ struct DataAt {
     entries: u64,
     /// Per snapshot: its link and the address of its link cell.
     link_cells: Vec<Option<u64>>,
+    /// The per-snapshot table of links to side traces.
+    later_links: u64,
 }
 
 /// Assembled code, and the offsets of its link entry and parent entry.
@@ -975,6 +994,8 @@ struct Assembled {
     code: Vec<u8>,
     link_entry: u64,
     parent_entry: Option<u64>,
+    /// Per snapshot: (frame-buffer word, value-area index of its value at the exit).
+    exits: Vec<Vec<(u16, u32)>>,
 }
 
 fn assemble(
@@ -991,7 +1012,7 @@ fn assemble(
     a.set_prefer_short_branch(false);
     let stubs = (0..trace.snapshots.len()).map(|_| a.create_label()).collect();
     let (fuel, fuel_exit) = (o.fuel, o.fuel_exit.filter(|s| (s.0 as usize) < trace.snapshots.len()));
-    let DataAt { forced, iterations, values, entries, .. } = *at;
+    let DataAt { forced, iterations, values, entries, later_links, .. } = *at;
     let runtime = o.runtime;
     let loc = regalloc::allocate(trace, fuel_exit.filter(|_| fuel != 0));
     let mut by_snap: Vec<Option<(&ExitLink, u64)>> = vec![None; trace.snapshots.len()];
@@ -1015,13 +1036,33 @@ fn assemble(
         runtime,
         entries,
         links: by_snap,
+        later_links,
+        saved_base: saved_base(trace),
         trace_id,
         parent,
     };
+    let exits = exit_cells(trace, &emitter.loc);
     let (a, link_index, parent_index) = emitter.emit()?;
     let (code, starts) = encode_linear(&a, ip)?;
     let offset = |i: usize| starts.get(i).copied().ok_or_else(|| BackendError::Asm("entry past the code".into()));
-    Ok(Assembled { code, link_entry: offset(link_index)?, parent_entry: parent_index.map(offset).transpose()? })
+    Ok(Assembled { code, link_entry: offset(link_index)?, parent_entry: parent_index.map(offset).transpose()?, exits })
+}
+
+/// Where the value area keeps the registers the common exit saves: after one word per
+/// instruction and one spare.
+fn saved_base(trace: &Trace) -> u32 {
+    trace.insts.len() as u32 + 1
+}
+
+/// Per snapshot, where each of its values is when the trace has left by it: a register's save
+/// word (the common exit stores them) or the value's own word (spilled values, constants).
+fn exit_cells(trace: &Trace, loc: &[Home]) -> Vec<Vec<(u16, u32)>> {
+    let base = saved_base(trace);
+    let cell = |v: Ref| match loc.get(v.0 as usize) {
+        Some(&Home::Reg(k)) => base + k as u32,
+        _ => v.0,
+    };
+    trace.snapshots.iter().map(|s| s.entries.iter().map(|&(w, v)| (w, cell(v))).collect()).collect()
 }
 
 /// Encodes the assembled instructions in one pass, every branch to a label in its rel32 form,
@@ -1103,10 +1144,12 @@ pub fn compile_linked(
         .iter()
         .map(|i| std::cell::Cell::new(if let Op::Const(v) = i.op { v.raw() } else { 0 }))
         .chain(std::iter::once(Default::default()))
+        .chain(REGS.iter().map(|_| Default::default()))
         .collect();
     let values_at = values.as_ptr() as u64;
     let entries = Box::new(std::cell::Cell::new(0u64));
     let link_cells: Box<[std::cell::Cell<u64>]> = links.iter().map(|_| std::cell::Cell::new(0)).collect();
+    let later_links: Box<[std::cell::Cell<u64>]> = trace.snapshots.iter().map(|_| std::cell::Cell::new(0)).collect();
     let mut link_of = vec![None; trace.snapshots.len()];
     for (i, l) in links.iter().enumerate() {
         if let Some(slot) = link_of.get_mut(l.snap.0 as usize) {
@@ -1119,6 +1162,7 @@ pub fn compile_linked(
         values: values_at,
         entries: entries.as_ptr() as u64,
         link_cells: link_cells.iter().map(|c| Some(c.as_ptr() as u64)).collect(),
+        later_links: later_links.as_ptr() as u64,
     };
     let assembled = assemble(trace, k, 0, &at, options, links, parent)?;
     let region = CodeMemory::reserve(assembled.code.len())?;
@@ -1131,7 +1175,7 @@ pub fn compile_linked(
     let parent_entry = assembled.parent_entry.map(|o| region.base() + o);
     let code = region.seal(&assembled.code)?;
     tracing::debug!(target: "tracevm::jit", bytes = code.bytes().len(), "trace compiled");
-    let exits = trace.snapshots.iter().map(|s| s.entries.clone()).collect();
+    let exits = assembled.exits;
     Ok(CompiledTrace {
         code,
         slots: trace.slots,
@@ -1141,6 +1185,7 @@ pub fn compile_linked(
         iterations,
         entries,
         link_cells,
+        later_links,
         link_of,
         link_entry,
         parent_entry,
