@@ -5,7 +5,9 @@
 //! statistics) and the decisions the interpreter delegates at a loop's back edge (`Vm::loop_edge`):
 //! count, record, or enter a trace — and from there follow side traces attached to hot exits back
 //! into their loop trace, or an inner loop's trace where a trace ends at its header
-//! (`Vm::enter_trace`). Must never enter a trace whose assumptions may have changed:
+//! (`Vm::enter_trace`), and which exits continue into which traces in machine code
+//! (`Vm::link_exits`; a side trace that inherits its parent's exit state is entered only that
+//! way). Must never enter a trace whose assumptions may have changed:
 //! every lookup-affecting store flushes the caches, and that drops every trace
 //! (`Vm::invalidate_traces`).
 

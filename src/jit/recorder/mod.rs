@@ -13,8 +13,10 @@
 //! anything it does not model: an unsupported primitive, a virtual object escaping into the heap,
 //! a return out of the root frame, an inner loop without a trace of its own, a trace that grows
 //! too long. An inner loop that has a trace ends the recording at its header instead
-//! (`Step::EntersLoop`). A return from a real frame (a context a side trace started from) frees
-//! that context as the interpreter's return would (`Helper::FreeContext`).
+//! (`Step::EntersLoop`). A side trace of an exit inside inlined frames inherits the exit's state
+//! (`start_inherited`): those frames stay virtual. Otherwise a return from a real frame (a
+//! context a side trace started from) frees that context as the interpreter's return would
+//! (`Helper::FreeContext`).
 //!
 //! Every guard's snapshot is the state *before* the bytecode being recorded, and a bytecode's
 //! effects (stores) are emitted after its guards, so an exit resumes the interpreter at the start
