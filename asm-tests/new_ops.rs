@@ -134,6 +134,32 @@ fn quo_and_rem_recombine_into_the_dividend() {
 }
 
 #[test]
+fn divisions_by_a_constant_answer_like_the_general_ones() {
+    // A constant divisor other than 0 and -1 is divided by without checks; 0 and -1 keep them.
+    for y in operands() {
+        let mut t = Trace::new(4);
+        let a = t.push(Op::Input(0), None);
+        let b = t.push(Op::Const(Value::from_int(y)), None);
+        let by_zero = t.snapshot(vec![(3, a)]);
+        let q = t.push(Op::Quo(a, b), Some(by_zero));
+        let r = t.push(Op::Rem(a, b), Some(by_zero));
+        let done = t.snapshot(vec![(1, q), (2, r)]);
+        t.push(Op::Exit, Some(done));
+        let code = compile(&t, K).unwrap();
+        for x in operands() {
+            let mut frame = [int(x), UNTOUCHED, UNTOUCHED, UNTOUCHED];
+            let exit = run(&code, &mut frame).expect("runs");
+            if y == 0 {
+                assert_eq!((exit, frame), (SnapId(0), [int(x), UNTOUCHED, UNTOUCHED, int(x)]), "{x} / 0");
+            } else {
+                let want = [int(x), int(x.wrapping_div(y)), int(x.wrapping_rem(y)), UNTOUCHED];
+                assert_eq!((exit, frame), (SnapId(1), want), "{x} / {y}");
+            }
+        }
+    }
+}
+
+#[test]
 fn folded_divisions_answer_what_the_backend_computes() {
     // Constant operands: the optimizer folds (or, for a zero divisor, keeps the exit); either way
     // the optimised trace must leave as the compiled original does.

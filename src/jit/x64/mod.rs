@@ -459,6 +459,15 @@ impl Emitter<'_> {
     }
 
     /// A constant operand as a sign-extended 32-bit immediate, if it is one.
+    /// The value of `r` when it is a SmallInt constant a division can use as it is: not 0
+    /// (which exits) and not -1 (`MIN / -1` traps in `idiv`).
+    fn plain_divisor(&self, r: Ref) -> Option<i32> {
+        match self.loc[r.0 as usize] {
+            Home::Const(c) if c & 1 == 1 => Some((c as i64 >> 1) as i32).filter(|&d| d != 0 && d != -1),
+            _ => None,
+        }
+    }
+
     fn imm32(&self, r: Ref) -> Option<i32> {
         match self.loc[r.0 as usize] {
             Home::Const(c) => i32::try_from(c as i64).ok(),
@@ -681,6 +690,18 @@ impl Emitter<'_> {
                     }
                     let stub = self.stub(inst.snap);
                     self.a.jo(stub)?;
+                    self.tag_eax_into(at)?;
+                }
+                Op::Quo(x, y) | Op::Rem(x, y) if self.plain_divisor(y).is_some() => {
+                    // A constant divisor other than 0 and -1 needs neither check.
+                    let d = self.plain_divisor(y).expect("guarded");
+                    self.untag(rax, x)?;
+                    self.a.mov(ecx, d)?;
+                    self.a.cdq()?;
+                    self.a.idiv(ecx)?;
+                    if matches!(inst.op, Op::Rem(..)) {
+                        self.a.mov(eax, edx)?;
+                    }
                     self.tag_eax_into(at)?;
                 }
                 Op::Quo(x, y) | Op::Rem(x, y) => {
