@@ -1,5 +1,5 @@
 //! Backend tests for `Call`: every runtime helper (Float arithmetic and comparison, SmallInt to
-//! Float, byte-object comparison and allocation) run by compiled code on objects of a real heap
+//! Float, byte-object comparison, allocation and concatenation) run by compiled code on objects of a real heap
 //! and checked against Rust's own answer, and the exits a helper takes instead of failing.
 
 use super::world::{world, World};
@@ -134,6 +134,36 @@ fn new_bytes_are_zeros_of_the_length() {
 }
 
 #[test]
+fn concatenation_copies_a_then_b_into_an_object_of_the_class_given() {
+    let mut w = world();
+    let class = w.class.raw();
+    // `bytes.concat` (class, b, a), then compared with the concatenation made in Rust: [4] is 0.
+    let code = compiled(&w, Helper::Concat, Some(Helper::Compare));
+    let words: [&[u8]; 5] = [b"", b"a", b"seven77", b"eight888", &[0x80, 0, 0xff]];
+    for a in words {
+        for b in words {
+            let (ao, bo) = (w.heap.alloc_bytes_from(w.class, a), w.heap.alloc_bytes_from(w.class, b));
+            let want = w.heap.alloc_bytes_from(w.class, &[a, b].concat());
+            assert_eq!(run(&mut w, &code, [class, bo.raw(), ao.raw(), want.raw()]), (DONE, int(0)), "{a:?} + {b:?}");
+        }
+    }
+    // The new object is of the class given (not a's): a class guard on it passes.
+    let other = w.heap.alloc_pointers(w.class, 5, w.nil);
+    let mut t = Trace::new(5);
+    let ins: Vec<_> = (0..3).map(|k| t.push(Op::Input(k), None)).collect();
+    let s0 = t.snapshot(vec![]);
+    let r = t.push(Op::Call(Helper::Concat, ins[0], ins[1], ins[2]), Some(s0));
+    let wrong_class = t.snapshot(vec![(3, r)]);
+    t.push(Op::GuardClass(r, other), Some(wrong_class));
+    let done = t.snapshot(vec![(4, r)]);
+    t.push(Op::Exit, Some(done));
+    let options = Options { runtime: w.runtime.address(), ..Options::default() };
+    let code = compile_with(&t, K, options).expect("compiles");
+    let (ao, bo) = (w.heap.alloc_bytes_from(w.class, b"ab"), w.heap.alloc_bytes_from(w.class, b"cde"));
+    assert_eq!(run(&mut w, &code, [other.raw(), bo.raw(), ao.raw(), 0]).0, SnapId(2));
+}
+
+#[test]
 fn helpers_exit_instead_of_failing() {
     let mut w = world();
     let f = w.heap.alloc_float(w.class, 1.5).raw();
@@ -152,12 +182,16 @@ fn helpers_exit_instead_of_failing() {
     assert_eq!(run(&mut w, &compare, [int(3), s, 0, 0]), (CALL_EXIT, UNTOUCHED));
     let new_bytes = compiled(&w, Helper::NewBytes, None);
     assert_eq!(run(&mut w, &new_bytes, [object, int(-1), 0, 0]), (CALL_EXIT, UNTOUCHED));
+    let concat = compiled(&w, Helper::Concat, None);
+    assert_eq!(run(&mut w, &concat, [object, s, f, 0]), (CALL_EXIT, UNTOUCHED));
+    assert_eq!(run(&mut w, &concat, [object, int(1), s, 0]), (CALL_EXIT, UNTOUCHED));
     // A collection due: helpers that allocate exit, comparisons still answer.
     while !w.heap.wants_collection() {
         w.heap.alloc_pointers(w.class, 1000, w.nil);
     }
     assert_eq!(run(&mut w, &add, [object, f, f, 0]), (CALL_EXIT, UNTOUCHED));
     assert_eq!(run(&mut w, &new_bytes, [object, int(1), 0, 0]), (CALL_EXIT, UNTOUCHED));
+    assert_eq!(run(&mut w, &concat, [object, s, s, 0]), (CALL_EXIT, UNTOUCHED));
     assert_eq!(run(&mut w, &lt, [f, f, 0, 0]), (DONE, boolean(false)));
     assert_eq!(run(&mut w, &compare, [s, s, 0, 0]), (DONE, int(0)));
 }

@@ -318,8 +318,8 @@ EVAL Transcript show: ((JitNode build: 3) next next value) printString
     assert!(outcomes.iter().all(|o| o.collections > 0), "no collection ran: {outcomes:?}");
 }
 
-/// Float arithmetic and comparisons, SmallInt to Float, String comparison and `String new:` in
-/// traced loops (runtime helpers); then a SmallInt where the trace saw Floats, and a String
+/// Float arithmetic and comparisons, SmallInt to Float, String comparison, `String new:` and
+/// `String>>+` in traced loops (runtime helpers); then a SmallInt where the trace saw Floats, and a String
 /// where it saw another String, so that the helpers' exits run.
 #[test]
 fn floats_and_strings_through_runtime_helpers() {
@@ -368,11 +368,23 @@ EVAL Transcript show: (JitFlt mixed: 3 times: 20) printString
 EVAL Transcript show: (JitFlt count: #('pear' 'apple' 'fig' 'kiwi' 'banana' 'date' 'apple' 'zest' 'lime' 'a') below: 'grape') printString
 EVAL Transcript show: (JitFlt count: #('pear' 'apple' 'fig' 'kiwi' 'banana' 'date' 'apple' 'zest' 'lime' 'a') below: 'b') printString
 EVAL Transcript show: (JitFlt blanks: 50) printString
+META JitFlt
+join: n
+  | s i |
+  s <- ''. i <- 0.
+  [i < n] whileTrue: [s <- s + i printString + ','. i <- i + 1].
+  ^ s
+!
+EVAL Transcript show: (JitFlt join: 12)
+EVAL Transcript show: (JitFlt join: 300) size printString
 ";
     // orbit: 0.25 converges (30); 0.3 escapes at its 12th value (2.19…); -1.9 stays bounded (30).
     // sum: Σ (i/4 − 0.5) for i < 400 = 19950 − 200 = 19750, × 100.
     // mixed: 1.5 · 2^20 = 1572864; 3 · 2^20 = 3145728.
-    check(program, "30\n12\n30\n1975000\n1572864\n3145728\n6\n3\n49\n");
+    // join: `String>>+` (primitive 24, `bytes.concat` on the trace) of the numbers and commas.
+    let join = |n: usize| (0..n).map(|i| format!("{i},")).collect::<String>();
+    let want = format!("30\n12\n30\n1975000\n1572864\n3145728\n6\n3\n49\n{}\n{}\n", join(12), join(300).len());
+    check(program, &want);
 }
 
 /// `whileTrue:` loops that write and read an Array with `at:put:` and `at:`; then values of other

@@ -1,5 +1,5 @@
 //! What compiled code calls back into: the allocation helper behind `Op::New`, the primitives
-//! behind `Op::Call` (Floats, byte-object comparison and allocation), and freeing a context a
+//! behind `Op::Call` (Floats, byte-object comparison, allocation and concatenation), and freeing a context a
 //! trace returned from.
 //!
 //! Owns `Runtime` (the block of state a trace's code embeds the address of) and the helper
@@ -129,6 +129,7 @@ pub fn helper_address(h: Helper) -> u64 {
         Helper::FloatEq => float_eq,
         Helper::Compare => compare,
         Helper::NewBytes => new_bytes,
+        Helper::Concat => concat,
         Helper::FreeContext => free_context,
     };
     f as *const () as u64
@@ -195,6 +196,21 @@ helpers! {
             rt.freed_contexts.set(rt.freed_contexts.get() + 1);
         }
         Some(nil)
+    }
+    /// Primitive 24: a's bytes then b's, in a new byte object of `class` (a's class).
+    fn concat(rt, class, b, a) {
+        let (x, y) = (bytes_of(a)?, bytes_of(b)?);
+        // SAFETY: called by compiled code while the trace runs. The heap never moves objects
+        // and does not collect here, so `x` and `y` stay valid while the new object is made.
+        unsafe {
+            rt.with_heap(|heap| {
+                let new = heap.alloc_bytes(Value::from_raw(class), x.len() + y.len());
+                let to = new.bytes_mut();
+                to[..x.len()].copy_from_slice(x);
+                to[x.len()..].copy_from_slice(y);
+                new
+            })
+        }
     }
     /// Primitive 20: n zero bytes.
     fn new_bytes(rt, class, n, _c) {

@@ -41,6 +41,9 @@ pub enum Helper {
     Compare,
     /// Primitive 20 (class, n): a new byte object of the class with n zero bytes.
     NewBytes,
+    /// Primitive 24, `String>>+` (class, b, a): a new byte object of the class (a's, guarded)
+    /// with a's bytes, then b's.
+    Concat,
     /// A return from a real (materialised) frame on the trace (ctx, nil, nil): frees the context
     /// as the interpreter's return would (`interp::free_returned_context`). Answers nil; never
     /// exits.
@@ -48,7 +51,7 @@ pub enum Helper {
 }
 
 impl Helper {
-    pub const ALL: [Helper; 10] = [
+    pub const ALL: [Helper; 11] = [
         Helper::AsFloat,
         Helper::FloatAdd,
         Helper::FloatSub,
@@ -58,6 +61,7 @@ impl Helper {
         Helper::FloatEq,
         Helper::Compare,
         Helper::NewBytes,
+        Helper::Concat,
         Helper::FreeContext,
     ];
 
@@ -73,6 +77,7 @@ impl Helper {
             Helper::FloatEq => "float.eq",
             Helper::Compare => "bytes.compare",
             Helper::NewBytes => "bytes.new",
+            Helper::Concat => "bytes.concat",
             Helper::FreeContext => "context.free",
         }
     }

@@ -391,7 +391,10 @@ impl<'t> Forward<'t> {
                         if let Some(&class) = self.consts.get(&a) {
                             self.classes.insert(r, class);
                         }
-                        let kind = if helper == Helper::NewBytes { Kind::Bytes } else { Kind::Float };
+                        let kind = match helper {
+                            Helper::NewBytes | Helper::Concat => Kind::Bytes,
+                            _ => Kind::Float,
+                        };
                         self.kinds.insert(r, kind as u8);
                         self.unwatched.insert(r);
                         self.fresh.insert(r);

@@ -1426,7 +1426,7 @@ impl Recorder {
                 let (a, b, _, _) = int2(self)?;
                 Sym::Ir(self.emit(Op::Eq(a, b)))
             }
-            20 | 26 | 50..=56 => Sym::Ir(self.helper_primitive(p, &args, &conc)?),
+            20 | 24 | 26 | 50..=56 => Sym::Ir(self.helper_primitive(vm, p, &args, &conc)?),
             _ => return abort(format!("unsupported primitive {p}")),
         };
         self.push(result);
@@ -1434,14 +1434,16 @@ impl Recorder {
     }
 
     /// A primitive compiled code does by calling a runtime helper (`Op::Call`): Floats (50–56),
-    /// byte-object comparison (26) and allocation (20). The helper checks its operands again and
-    /// exits when they would make the primitive fail; a primitive that fails now is left to the
-    /// interpreter. A class argument is fixed by a guard.
-    fn helper_primitive(&mut self, p: u8, args: &[Sym], conc: &[Value]) -> Result<Ref, Abort> {
+    /// byte-object comparison (26), allocation (20) and concatenation (24). The helper checks
+    /// its operands again and exits when they would make the primitive fail; a primitive that
+    /// fails now is left to the interpreter. A class argument is fixed by a guard; so is the
+    /// class of the byte object a concatenation copies first, which the helper is given.
+    fn helper_primitive(&mut self, vm: &Vm, p: u8, args: &[Sym], conc: &[Value]) -> Result<Ref, Abort> {
         let float = |v: &Value| v.is_ptr() && v.kind() == Kind::Float;
         let bytes = |v: &Value| v.is_ptr() && v.kind() == Kind::Bytes;
         let (helper, arity) = match p {
             20 => (Helper::NewBytes, 2),
+            24 => (Helper::Concat, 2),
             26 => (Helper::Compare, 2),
             50 => (Helper::AsFloat, 2),
             51 => (Helper::FloatAdd, 3),
@@ -1456,7 +1458,7 @@ impl Recorder {
         }
         let ok = match helper {
             Helper::NewBytes => is_class(conc[0]) && allocatable(conc[1]).is_some(),
-            Helper::Compare => bytes(&conc[0]) && bytes(&conc[1]),
+            Helper::Compare | Helper::Concat => bytes(&conc[0]) && bytes(&conc[1]),
             Helper::AsFloat => is_class(conc[0]) && conc[1].is_int(),
             Helper::FloatLt | Helper::FloatEq => float(&conc[0]) && float(&conc[1]),
             _ => is_class(conc[0]) && float(&conc[1]) && float(&conc[2]),
@@ -1467,6 +1469,13 @@ impl Recorder {
         let mut refs = Vec::with_capacity(arity);
         for &a in &args[..arity] {
             refs.push(self.ir(a, "primitive argument")?);
+        }
+        if helper == Helper::Concat {
+            // (b, a) as the primitive takes them; the helper is given a's class first.
+            let class = vm.class_of(conc[1]);
+            self.guard(Op::GuardClass(refs[1], class))?;
+            let class = self.konst(class);
+            return self.guard(Op::Call(helper, class, refs[0], refs[1]));
         }
         if helper.allocates() {
             self.guard(Op::GuardIs(refs[0], conc[0]))?;
