@@ -71,6 +71,8 @@ struct Outcome {
     inner_loop_entries: u64,
     /// Contexts compiled code freed (side traces returning from materialised frames).
     freed_contexts: u64,
+    /// Side-trace recordings abandoned at a return out of the loop's frame.
+    side_aborts_at_returns: u64,
 }
 
 impl Outcome {
@@ -99,6 +101,11 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     let invalidations0 = vm.jit.stats.invalidations;
     let inner0 = vm.jit.stats.inner_loop_entries;
     let freed0 = vm.jit.freed_contexts();
+    let side_returns = |vm: &tracevm::interp::Vm| -> u64 {
+        let aborts = vm.jit.stats.aborts.iter();
+        aborts.filter(|(why, _)| why.starts_with("side trace:") && why.contains("return")).map(|(_, &n)| n).sum()
+    };
+    let side_returns0 = side_returns(&vm);
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -120,6 +127,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         invalidations: vm.jit.stats.invalidations - invalidations0,
         inner_loop_entries: vm.jit.stats.inner_loop_entries - inner0,
         freed_contexts: vm.jit.freed_contexts() - freed0,
+        side_aborts_at_returns: side_returns(&vm) - side_returns0,
     }
 }
 
@@ -601,6 +609,35 @@ EVAL Transcript show: 40 gcdSum printString
     // Without inheritance the side trace starts from the contexts the exit materialised, returns
     // from both and frees them as the interpreter would.
     assert!(materialised.freed_contexts > 1000, "the side trace frees the contexts it returns from: {materialised:?}");
+}
+
+/// A loop left by a `^` from inside it (a search that answers what it found): the exit where
+/// the search succeeds gets a side trace, which ends with an exit before the `^` (the loop is
+/// over) instead of being abandoned there and retried.
+#[test]
+fn a_side_trace_ends_at_a_return_out_of_the_loop() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitRet' variables: '' classVariables: '')
+META JitRet
+find: k in: n
+  | i |
+  i <- 0.
+  [i < n] whileTrue: [(i * 7 \\\\ 13) = k ifTrue: [^ i]. i <- i + 1].
+  ^ -1
+!
+META JitRet
+run: m
+  | s j |
+  s <- 0. j <- 0.
+  [j < m] whileTrue: [s <- s + (JitRet find: j \\\\ 13 in: 20). j <- j + 1].
+  ^ s
+!
+EVAL Transcript show: (JitRet run: 400) printString
+";
+    let find = |k: i64| (0..20i64).find(|i| i * 7 % 13 == k).unwrap_or(-1);
+    let want: i64 = (0..400i64).map(|j| find(j % 13)).sum();
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.side_depth >= 1 && on.side_aborts_at_returns == 0, "side traces end at the return: {on:?}");
 }
 
 /// A side trace starts inside a materialised frame and makes a block there that outlives the

@@ -491,6 +491,7 @@ impl Vm {
                 self.end_recording();
                 let closed = match end {
                     Step::Linked => rec.close_link(),
+                    Step::Returns => rec.close_returning(),
                     Step::EntersLoop => rec.close_entering(),
                     Step::Closed | Step::Continue => rec.close_side(),
                 };

@@ -122,6 +122,11 @@ pub enum Step {
     /// A side trace reached the back edge of another loop: it ends there (`close_link`), and the
     /// interpreter takes that back edge, where the other loop's own trace is entered.
     Linked,
+    /// A side trace reached a return (`^`, or a block's non-local `^`) out of the loop's frame:
+    /// the loop is over. It ends there with an exit before the return (`close_returning`), and
+    /// the interpreter makes the return. (A loop trace's recording aborts there instead: that
+    /// iteration did not loop.)
+    Returns,
     /// A loop trace's recording reached the header of an inner loop that has a loop trace of its
     /// own: it ends there (`close_entering`), and the VM enters that trace next. LuaJIT links a
     /// root trace to another root trace the same way. Without it an inner loop's trace is only
@@ -147,6 +152,8 @@ pub struct Recording {
     pub end_exit: Option<usize>,
     /// A side trace's last exit at another loop's back edge (see `Step::Linked`).
     pub link_exit: Option<usize>,
+    /// A side trace's last exit at a return out of the loop's frame (see `Step::Returns`).
+    pub return_exit: Option<usize>,
     /// A root trace's last exit at an inner loop's header, whose trace is entered next (see
     /// `Step::EntersLoop`). Such a trace has no loop of its own.
     pub enter_exit: Option<usize>,
@@ -175,6 +182,7 @@ pub struct Recorder {
     entry: Vec<EntryFrame>,
     end_exit: Option<usize>,
     link_exit: Option<usize>,
+    return_exit: Option<usize>,
     enter_exit: Option<usize>,
     /// The snapshot of the state before the current bytecode, once a guard needed it.
     snap: Option<SnapId>,
@@ -557,6 +565,7 @@ impl Recorder {
             entry,
             end_exit: None,
             link_exit: None,
+            return_exit: None,
             enter_exit: None,
             nil: vm.k.nil,
             inherited: None,
@@ -595,6 +604,15 @@ impl Recorder {
         Ok(())
     }
 
+    /// Ends a side trace at a return out of the loop's frame (after `Step::Returns`): an exit
+    /// before the return, which ends the loop (so no side trace is recorded from it).
+    pub fn close_returning(&mut self) -> Result<(), Abort> {
+        let s = self.snapshot()?;
+        self.trace.push(Op::Exit, Some(s));
+        self.return_exit = Some(s.0 as usize);
+        Ok(())
+    }
+
     /// Ends a loop trace at an inner loop's header (after `Step::EntersLoop`): an exit at the
     /// header, after which the VM enters the inner loop's trace. The trace is not a loop: its
     /// `Loop` marker goes, and the outer loop's back edge is found in the method's code (for
@@ -618,10 +636,14 @@ impl Recorder {
                 loop_exits[snap.0 as usize] = true;
             }
         }
+        if let Some(s) = self.return_exit {
+            loop_exits[s] = true;
+        }
         Recording {
             loop_exits,
             end_exit: self.end_exit,
             link_exit: self.link_exit,
+            return_exit: self.return_exit,
             enter_exit: self.enter_exit,
             key: self.key,
             trace: self.trace,
@@ -989,10 +1011,13 @@ impl Recorder {
             }
             15 => match n {
                 1 | 2 => {
-                    let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
                     if self.frames.len() == 1 {
+                        if self.start.parent.is_some() && self.steps > 1 {
+                            return Ok(Step::Returns);
+                        }
                         return abort("return from the trace's root frame");
                     }
+                    let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
                     let free = self.free_snapshot()?;
                     let done = self.frames.pop().expect("checked");
                     self.check_no_dangling(done.id, v)?;
@@ -1000,17 +1025,24 @@ impl Recorder {
                     self.push(v);
                 }
                 3 => {
-                    let v = self.pop()?;
+                    let leaves = self.start.parent.is_some() && self.steps > 1;
                     let home = self.home_of_top()?;
                     let CtxRef::Frame(id) = home else {
+                        if leaves {
+                            return Ok(Step::Returns);
+                        }
                         return abort("non-local return out of the trace");
                     };
                     let Some(h) = self.frames.iter().position(|f| f.id == id) else {
                         return abort("non-local return to a frame that has returned");
                     };
                     if h == 0 {
+                        if leaves {
+                            return Ok(Step::Returns);
+                        }
                         return abort("non-local return out of the trace's root frame");
                     }
+                    let v = self.pop()?;
                     let popped: Vec<u32> = self.frames.drain(h..).map(|f| f.id).collect();
                     for id in popped {
                         self.check_no_dangling(id, v)?;
