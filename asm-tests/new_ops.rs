@@ -133,19 +133,26 @@ fn quo_and_rem_recombine_into_the_dividend() {
     }
 }
 
+/// `dividend quo: y` and `dividend rem: y` (y a constant) in a trace of `slots` words: a zero
+/// divisor exits by s0 writing the dividend to `words[0]`; otherwise s1 writes the quotient and
+/// the remainder to `words[1]` and `words[2]`.
+fn quo_and_rem(slots: u16, dividend: Op, y: i32, words: [u16; 3]) -> Trace {
+    let mut t = Trace::new(slots);
+    let a = t.push(dividend, None);
+    let b = t.push(Op::Const(Value::from_int(y)), None);
+    let by_zero = t.snapshot(vec![(words[0], a)]);
+    let q = t.push(Op::Quo(a, b), Some(by_zero));
+    let r = t.push(Op::Rem(a, b), Some(by_zero));
+    let done = t.snapshot(vec![(words[1], q), (words[2], r)]);
+    t.push(Op::Exit, Some(done));
+    t
+}
+
 #[test]
 fn divisions_by_a_constant_answer_like_the_general_ones() {
     // A constant divisor other than 0 and -1 is divided by without checks; 0 and -1 keep them.
     for y in operands() {
-        let mut t = Trace::new(4);
-        let a = t.push(Op::Input(0), None);
-        let b = t.push(Op::Const(Value::from_int(y)), None);
-        let by_zero = t.snapshot(vec![(3, a)]);
-        let q = t.push(Op::Quo(a, b), Some(by_zero));
-        let r = t.push(Op::Rem(a, b), Some(by_zero));
-        let done = t.snapshot(vec![(1, q), (2, r)]);
-        t.push(Op::Exit, Some(done));
-        let code = compile(&t, K).unwrap();
+        let code = compile(&quo_and_rem(4, Op::Input(0), y, [3, 1, 2]), K).unwrap();
         for x in operands() {
             let mut frame = [int(x), UNTOUCHED, UNTOUCHED, UNTOUCHED];
             let exit = run(&code, &mut frame).expect("runs");
@@ -165,14 +172,7 @@ fn folded_divisions_answer_what_the_backend_computes() {
     // the optimised trace must leave as the compiled original does.
     for x in operands() {
         for y in operands() {
-            let mut t = Trace::new(2);
-            let a = t.push(Op::Const(Value::from_int(x)), None);
-            let b = t.push(Op::Const(Value::from_int(y)), None);
-            let by_zero = t.snapshot(vec![(0, a)]);
-            let q = t.push(Op::Quo(a, b), Some(by_zero));
-            let r = t.push(Op::Rem(a, b), Some(by_zero));
-            let done = t.snapshot(vec![(0, q), (1, r)]);
-            t.push(Op::Exit, Some(done));
+            let t = quo_and_rem(2, Op::Const(Value::from_int(x)), y, [0, 0, 1]);
             let optimised = optimize(&t, K);
             if y != 0 {
                 assert!(optimised.insts.iter().all(|i| !i.op.may_exit() || i.op == Op::Exit), "{x} {y}:\n{optimised}");
