@@ -117,6 +117,9 @@ pub struct Ref(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SnapId(pub u32);
 
+/// The values an instruction reads (at most three; inline, as every pass asks for them).
+pub type Operands = smallvec::SmallVec<[Ref; 3]>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Frame slot `k` as the trace was entered.
@@ -270,9 +273,9 @@ impl Op {
     }
 
     /// The values the instruction reads.
-    pub fn operands(&self) -> Vec<Ref> {
+    pub fn operands(&self) -> Operands {
         match *self {
-            Op::Input(_) | Op::Const(_) | Op::Loop | Op::Exit => vec![],
+            Op::Input(_) | Op::Const(_) | Op::Loop | Op::Exit => Operands::new(),
             Op::AddOv(a, b)
             | Op::SubOv(a, b)
             | Op::MulOv(a, b)
@@ -284,17 +287,17 @@ impl Op {
             | Op::GuardIndex(a, b)
             | Op::GuardNe(a, b)
             | Op::LoadElem(a, b)
-            | Op::LoadByte(a, b) => vec![a, b],
-            Op::StoreElem(a, b, c) | Op::StoreByte(a, b, c) | Op::Call(_, a, b, c) => vec![a, b, c],
-            Op::GuardKind(a, _) | Op::GuardLen(a, _) | Op::GuardUnwatched(a) => vec![a],
+            | Op::LoadByte(a, b) => Operands::from_slice(&[a, b]),
+            Op::StoreElem(a, b, c) | Op::StoreByte(a, b, c) | Op::Call(_, a, b, c) => Operands::from_buf([a, b, c]),
+            Op::GuardKind(a, _) | Op::GuardLen(a, _) | Op::GuardUnwatched(a) => Operands::from_slice(&[a]),
             Op::GuardInt(a)
             | Op::GuardClass(a, _)
             | Op::GuardIs(a, _)
             | Op::GuardIsNot(a, _)
             | Op::LoadSlot(a, _)
             | Op::New(a, _)
-            | Op::LoadLen(a) => vec![a],
-            Op::StoreSlot(o, _, v) => vec![o, v],
+            | Op::LoadLen(a) => Operands::from_slice(&[a]),
+            Op::StoreSlot(o, _, v) => Operands::from_slice(&[o, v]),
             Op::Phi { init, next } => std::iter::once(init).chain(next).collect(),
         }
     }
