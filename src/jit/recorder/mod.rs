@@ -186,6 +186,14 @@ pub struct Recorder {
     enter_exit: Option<usize>,
     /// The snapshot of the state before the current bytecode, once a guard needed it.
     snap: Option<SnapId>,
+    /// Per IR value and per virtual object: (snapshot number, its word or object index in that
+    /// snapshot) — so that building a snapshot finds what it has numbered in constant time.
+    /// Deep traces have snapshots of a hundred values; searching them was a tenth of the
+    /// recording time of `poly.st`.
+    word_of: Vec<(u32, u16)>,
+    object_of: Vec<(u32, u16)>,
+    /// The last snapshot's numbers of words and virtual objects.
+    snapshots_last: Option<(u32, u32)>,
     pre_stack: Vec<Sym>,
     pre_ip: usize,
     steps: usize,
@@ -570,6 +578,9 @@ impl Recorder {
             nil: vm.k.nil,
             inherited: None,
             snap: None,
+            word_of: Vec::new(),
+            object_of: Vec::new(),
+            snapshots_last: None,
             pre_stack: Vec::new(),
             pre_ip,
             steps: 0,
@@ -798,10 +809,22 @@ impl Recorder {
         if let Some(s) = self.snap {
             return Ok(s);
         }
-        // Snapshots are taken at every guard: a few entries each, so linear searches and no
-        // hashing or cloning of frames.
+        let number = self.exits.len() as u32 + 1;
+        let mut word_of = std::mem::take(&mut self.word_of);
+        let mut object_of = std::mem::take(&mut self.object_of);
+        word_of.resize(word_of.len().max(self.trace.insts.len()), (0, 0));
+        object_of.resize(object_of.len().max(self.objs.len()), (0, 0));
+        // Consecutive snapshots are about the same size: no regrowing their lists.
+        let (words, objects) = self.snapshots_last.map_or((0, 0), |s| (s.0 as usize + 4, s.1 as usize));
         let rec: &Recorder = self;
-        let mut b = SnapBuilder { rec, entries: Vec::new(), objects: Vec::new(), obj_of: Vec::new() };
+        let mut b = SnapBuilder {
+            rec,
+            entries: Vec::with_capacity(words),
+            objects: Vec::with_capacity(objects),
+            number,
+            word_of: &mut word_of,
+            object_of: &mut object_of,
+        };
         let frame_index: Vec<u32> = rec.frames.iter().map(|f| f.id).collect();
         let mut frames = Vec::with_capacity(rec.frames.len());
         let top = rec.frames.len() - 1;
@@ -823,6 +846,8 @@ impl Recorder {
             frames.push(FrameDesc { kind, ip: ip as u32, stack: locs, stack_size: f.stack_size });
         }
         let (entries, objects) = (b.entries, b.objects);
+        (self.word_of, self.object_of) = (word_of, object_of);
+        self.snapshots_last = Some((entries.len() as u32, objects.len() as u32));
         let slots = entries.len() as u16;
         if slots > self.trace.slots {
             self.trace.slots = slots;
@@ -1631,8 +1656,11 @@ struct SnapBuilder<'r> {
     /// (frame-buffer word, value): word k is entry k.
     entries: Vec<(u16, Ref)>,
     objects: Vec<ObjDesc>,
-    /// (virtual object, its index in `objects`).
-    obj_of: Vec<(u32, u16)>,
+    /// This snapshot's number in `word_of` and `object_of` (1 + its index: 0 is never one).
+    number: u32,
+    /// The recorder's tables (see `Recorder::word_of`), lent for the build.
+    word_of: &'r mut Vec<(u32, u16)>,
+    object_of: &'r mut Vec<(u32, u16)>,
 }
 
 impl SnapBuilder<'_> {
@@ -1643,19 +1671,22 @@ impl SnapBuilder<'_> {
                 if let Some(&v) = self.rec.const_of.get(&r) {
                     return Ok(Loc::Const(v));
                 }
-                if let Some(&(k, _)) = self.entries.iter().find(|&&(_, e)| e == r) {
-                    return Ok(Loc::Slot(k));
+                let seen = &mut self.word_of[r.0 as usize];
+                if seen.0 == self.number {
+                    return Ok(Loc::Slot(seen.1));
                 }
                 let k = self.entries.len() as u16;
+                *seen = (self.number, k);
                 self.entries.push((k, r));
                 Ok(Loc::Slot(k))
             }
             Sym::Virt(v) => {
-                if let Some(&(_, k)) = self.obj_of.iter().find(|&&(o, _)| o == v) {
-                    return Ok(Loc::Virtual(k));
+                let seen = &mut self.object_of[v as usize];
+                if seen.0 == self.number {
+                    return Ok(Loc::Virtual(seen.1));
                 }
                 let k = self.objects.len() as u16;
-                self.obj_of.push((v, k));
+                *seen = (self.number, k);
                 self.objects.push(ObjDesc::Array(Vec::new()));
                 // The recorder is borrowed for the builder's whole life, not from `self`.
                 let rec = self.rec;
