@@ -640,6 +640,46 @@ EVAL Transcript show: (JitRet run: 400) printString
     assert!(on.side_depth >= 1 && on.side_aborts_at_returns == 0, "side traces end at the return: {on:?}");
 }
 
+/// Exits deep inside inlined frames (`\\\\` and `//` inlined in a method that was given a block
+/// which returns from its home, another inlined frame): their side traces inherit five and
+/// six frames and the block, and one of them takes the non-local return. Same answers in
+/// every mode; with inheritance, those exits continue in machine code.
+#[test]
+fn side_traces_inherit_frames_and_a_block_that_returns_from_its_home() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'JitInh' variables: '' classVariables: '')
+METHOD JitInh
+choose: x with: blk
+  ^ (x - 40) \\\\ 3 = 0 ifTrue: [blk value: x] ifFalse: [x \\\\ 7]
+!
+METHOD JitInh
+find: x
+  | t |
+  t <- x + 1.
+  self choose: x with: [:v | ^ v * 2 + t].
+  ^ x
+!
+METHOD JitInh
+run: n
+  | s i |
+  s <- 0. i <- 0.
+  [i < n] whileTrue: [s <- s + (self find: i). i <- i + 1].
+  ^ s
+!
+EVAL Transcript show: (JitInh new run: 3000) printString
+";
+    let floored = |a: i64, b: i64| a.rem_euclid(b);
+    let want: i64 = (0..3000i64).map(|x| if floored(x - 40, 3) == 0 { 2 * x + x + 1 } else { x }).sum();
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let (on, materialised) = (&outcomes[1], &outcomes[3]);
+    assert!(on.side_depth >= 2, "side traces of side traces: {on:?}");
+    assert!(
+        2 * on.trace_entries < materialised.trace_entries,
+        "inherited: {} VM entries, materialised: {}",
+        on.trace_entries,
+        materialised.trace_entries
+    );
+}
+
 /// A side trace starts inside a materialised frame and makes a block there that outlives the
 /// frame (it is returned, then evaluated by the caller). The interpreter marks that context
 /// escaped when the block is made; the side trace must not free it on return either, or the
