@@ -595,8 +595,11 @@ impl Vm {
         let links = linkable_exits(&rec, &alias_exits, depth, self.jit.options.inherit_exits);
         let parent_link = self.parent_link(&rec);
         if let (Some(_), None, Some((p, e))) = (&rec.inherited, &parent_link, rec.start.parent) {
-            // Without the link nothing could ever enter it.
-            self.note_side_abort(p, e, "the parent's exit cannot be linked (internal)");
+            // Without the link nothing could ever enter it. (A parent dropped while this was
+            // recorded is not a failure: its tree is gone, see below.)
+            if self.jit.traces[p as usize].code.is_some() {
+                self.note_side_abort(p, e, "the parent's exit cannot be linked (internal)");
+            }
             return;
         }
         let options = x64::Options {
