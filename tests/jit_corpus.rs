@@ -203,6 +203,10 @@ fn dump_traces_to_file() {
     for part in ["---- trace", "IR optimised", "-- exits", "machine code"] {
         assert!(text.contains(part), "the dump lacks {part:?}:\n{}", &text[..text.len().min(3000)]);
     }
+    // Sieve's side traces start inside inlined frames: they say what they inherit.
+    for part in ["frames inherited)", "-- inherits the state of trace"] {
+        assert!(text.contains(part), "the dump lacks {part:?}");
+    }
     let starts: Vec<&str> = text.lines().filter(|l| is_trace_start(l)).collect();
     assert!(!starts.is_empty(), "no `---- trace N: Class>>selector @ offset` line:\n{}", &text[..text.len().min(3000)]);
     // The dump went to the file, not to the program's output or to stderr.

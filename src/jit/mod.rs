@@ -1262,6 +1262,17 @@ fn dump_text(vm: &Vm, id: u32, start: &str, rec: &Recording, optimised: &Trace, 
         s.push_str(l);
         s.push('\n');
     }
+    if let (Some(words), Some((p, e))) = (&rec.inherited, rec.start.parent) {
+        // Where its inputs beyond the loop's frame come from (`Recorder::start_inherited`).
+        let mut words = words.clone();
+        words.sort_unstable();
+        let list = words.iter().map(|k| format!("{} = [{k}]", recorder::INHERITED_BASE + k)).collect::<Vec<_>>();
+        s.push_str(&format!(
+            "-- inherits the state of trace {p} exit s{e}: inputs 0-3 are the loop's frame, the others \
+             the exit's words, written by its link: {}\n",
+            list.join(", ")
+        ));
+    }
     s.push_str(&format!("-- IR as recorded ({} instructions)\n{}", rec.trace.insts.len(), rec.trace));
     s.push_str(&format!("-- IR optimised ({} instructions)\n{}", optimised.insts.len(), optimised));
     s.push_str("-- exits: interpreter state at each snapshot ([k] = frame buffer word, vN = virtual object)\n");
@@ -1280,6 +1291,8 @@ fn dump_text(vm: &Vm, id: u32, start: &str, rec: &Recording, optimised: &Trace, 
             }
             let note = if rec.enter_exit == Some(k) {
                 " (the trace's end: the inner loop's trace is entered here)"
+            } else if rec.return_exit == Some(k) {
+                " (the trace's end: a return out of the loop's frame, which the interpreter makes)"
             } else {
                 ""
             };
