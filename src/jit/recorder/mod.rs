@@ -600,27 +600,29 @@ impl Recorder {
         self.pre_ip = self.start.header;
         self.pre_stack = self.frames[0].stack.clone();
         self.snap = None;
+        self.end_exit = Some(self.exit_here()?);
+        Ok(())
+    }
+
+    /// Ends the trace with an exit to the state before the current bytecode; answers its
+    /// snapshot.
+    fn exit_here(&mut self) -> Result<usize, Abort> {
         let s = self.snapshot()?;
         self.trace.push(Op::Exit, Some(s));
-        self.end_exit = Some(s.0 as usize);
-        Ok(())
+        Ok(s.0 as usize)
     }
 
     /// Ends a side trace at another loop's back edge (after `Step::Linked`): an exit before the
     /// jump, so that the interpreter takes it and meets that loop's trace.
     pub fn close_link(&mut self) -> Result<(), Abort> {
-        let s = self.snapshot()?;
-        self.trace.push(Op::Exit, Some(s));
-        self.link_exit = Some(s.0 as usize);
+        self.link_exit = Some(self.exit_here()?);
         Ok(())
     }
 
     /// Ends a side trace at a return out of the loop's frame (after `Step::Returns`): an exit
     /// before the return, which ends the loop (so no side trace is recorded from it).
     pub fn close_returning(&mut self) -> Result<(), Abort> {
-        let s = self.snapshot()?;
-        self.trace.push(Op::Exit, Some(s));
-        self.return_exit = Some(s.0 as usize);
+        self.return_exit = Some(self.exit_here()?);
         Ok(())
     }
 
@@ -629,10 +631,8 @@ impl Recorder {
     /// `Loop` marker goes, and the outer loop's back edge is found in the method's code (for
     /// telling which exits end the outer loop).
     pub fn close_entering(&mut self) -> Result<(), Abort> {
-        let s = self.snapshot()?;
-        self.trace.push(Op::Exit, Some(s));
+        self.enter_exit = Some(self.exit_here()?);
         self.trace.drop_loop();
-        self.enter_exit = Some(s.0 as usize);
         let code = self.start.method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes());
         let code = code.map(|c| c.bytes()).unwrap_or(&[]);
         self.loop_end = back_edge(code, self.start.header).unwrap_or(usize::MAX);
