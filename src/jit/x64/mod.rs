@@ -1130,6 +1130,23 @@ fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<(Vec<u8>, Vec<u64>), Back
     Ok((code, starts))
 }
 
+/// Builds iced-x86's encoder tables on another thread. iced builds them lazily, on the first
+/// instruction assembled, and that takes about 0.3 ms: paid by the first trace compiled, it made
+/// short programs slower with the JIT than without. Called when a VM boots with the JIT on, so
+/// the tables are ready (or nearly) by the time a loop is hot; once per process.
+pub fn prepare_in_background() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let build = || {
+            let mut a = CodeAssembler::new(64).ok()?;
+            a.sub(rax, 1).ok()?;
+            a.assemble(0).ok()
+        };
+        // Without the thread the first compilation builds the tables itself: nothing is lost.
+        let _ = std::thread::Builder::new().name("tracevm-iced-tables".into()).spawn(build);
+    });
+}
+
 /// Verifies and compiles a trace.
 pub fn compile(trace: &Trace, k: Constants) -> Result<CompiledTrace, BackendError> {
     compile_with(trace, k, Options::default())
