@@ -1,0 +1,131 @@
+//! Compiling a finished recording: optimise it, find which of its exits other traces may link
+//! to, and assemble it — on the interpreter's thread, or on a background thread
+//! (`CompileThread`) while the interpreter runs on, as HotSpot and V8 compile.
+//!
+//! Owns the part of installing a trace that needs nothing of the VM: a `Job` carries the
+//! recording and everything the VM worked out for it beforehand. It must never touch the heap,
+//! the VM or its traces. While a job is away the VM keeps the objects its recording names alive
+//! and notes any change of the lookups it folded (`Vm::install`, `Vm::poll_compile`).
+
+use super::recorder::Recording;
+use super::{ir, linkable_exits, opt, x64};
+use ir::{Booleans, Op, Trace};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::time::Instant;
+
+/// A recording and what compiling it needs from the VM.
+pub(crate) struct Job {
+    pub rec: Recording,
+    pub booleans: Booleans,
+    /// The loop keeps its alias guards (`opt::Options::alias_guards`).
+    pub alias_guards: bool,
+    /// Side traces between it and its loop trace.
+    pub depth: u8,
+    /// `JitOptions::inherit_exits`.
+    pub inherit: bool,
+    /// How its parent's exit enters it (side traces that inherit their parent's state).
+    pub parent_link: Option<x64::ParentLink>,
+    pub options: x64::Options,
+}
+
+/// A compiled job.
+pub(crate) struct Compiled {
+    /// The recording, with an exit state for each snapshot of the peeled loop.
+    pub rec: Recording,
+    pub optimised: Trace,
+    /// Per snapshot: it is a `GuardNe`'s.
+    pub alias_exits: Vec<bool>,
+    pub code: Result<x64::CompiledTrace, x64::BackendError>,
+    /// Its number (`x64::Options::trace_id`): the VM's trace count when the job was made.
+    pub id: u32,
+    pub optimize_ns: u64,
+    pub assemble_ns: u64,
+}
+
+/// Optimises and assembles `job`.
+pub(crate) fn compile(job: Job) -> Compiled {
+    let Job { mut rec, booleans, alias_guards, depth, inherit, parent_link, options } = job;
+    let t0 = Instant::now();
+    let optimised = opt::optimize_with(&rec.trace, booleans, opt::Options { alias_guards });
+    let t1 = Instant::now();
+    // The peeled loop's snapshots are copies of recorded ones: same interpreter state.
+    for s in rec.exits.len()..optimised.snapshots.len() {
+        let origin = optimised.origin(ir::SnapId(s as u32)).0 as usize;
+        rec.exits.push(rec.exits[origin].clone());
+        let ends = rec.loop_exits.get(origin).copied().unwrap_or(false);
+        rec.loop_exits.resize(s, false);
+        rec.loop_exits.push(ends);
+    }
+    let mut alias_exits = vec![false; rec.exits.len()];
+    for i in optimised.insts.iter().filter(|i| matches!(i.op, Op::GuardNe(..))) {
+        if let Some(s) = i.snap {
+            alias_exits[s.0 as usize] = true;
+        }
+    }
+    let links = linkable_exits(&rec, &alias_exits, depth, inherit);
+    let code = x64::compile_linked(&optimised, booleans, options, &links, parent_link.as_ref());
+    let t2 = Instant::now();
+    Compiled {
+        rec,
+        optimised,
+        alias_exits,
+        code,
+        id: options.trace_id,
+        optimize_ns: (t1 - t0).as_nanos() as u64,
+        assemble_ns: (t2 - t1).as_nanos() as u64,
+    }
+}
+
+/// A thread that compiles jobs in the order given, one VM's.
+pub(crate) struct CompileThread {
+    jobs: Sender<Job>,
+    done: Receiver<Compiled>,
+}
+
+/// What `CompileThread::take` found.
+pub(crate) enum Taken {
+    Done(Box<Compiled>),
+    Busy,
+    /// The thread is gone (it panicked): nothing more comes.
+    Gone,
+}
+
+impl CompileThread {
+    /// Starts one; None when the system will not give a thread (compile in place then).
+    pub fn start() -> Option<CompileThread> {
+        let (jobs, inbox) = channel::<Job>();
+        let (outbox, done) = channel::<Compiled>();
+        std::thread::Builder::new()
+            .name("tracevm-jit".into())
+            .spawn(move || {
+                // Ends when the VM drops its end of either channel.
+                while let Ok(job) = inbox.recv() {
+                    if outbox.send(compile(job)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(CompileThread { jobs, done })
+    }
+
+    /// Hands `job` over; gives it back when the thread is gone.
+    pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
+        self.jobs.send(job).map_err(|e| Box::new(e.0))
+    }
+
+    /// The next compiled job: if it is ready, or (`wait`) once it is.
+    pub fn take(&self, wait: bool) -> Taken {
+        if wait {
+            return match self.done.recv() {
+                Ok(c) => Taken::Done(Box::new(c)),
+                Err(_) => Taken::Gone,
+            };
+        }
+        match self.done.try_recv() {
+            Ok(c) => Taken::Done(Box::new(c)),
+            Err(TryRecvError::Empty) => Taken::Busy,
+            Err(TryRecvError::Disconnected) => Taken::Gone,
+        }
+    }
+}
