@@ -32,10 +32,7 @@ fn compare(what: &str, program: &[u8]) -> u64 {
     let off = run(program, JitOptions { enabled: false, ..JitOptions::default() });
     let mut entries = 0;
     for force_exits in [false, true] {
-        let on = run(
-            program,
-            JitOptions { enabled: true, threshold: 1, force_exits, background_compile: false, ..JitOptions::default() },
-        );
+        let on = run(program, JitOptions { enabled: true, threshold: 1, force_exits, ..JitOptions::default() });
         let bounded = |end: &str| end.contains("budget") || end.contains("out of memory");
         if bounded(&off.1) || bounded(&on.1) {
             continue;

@@ -3,8 +3,7 @@
 //!
 //! * every program prints exactly the reference bytes with every loop recorded after one back
 //!   edge and every guard failing the first time it runs (`--jit-threshold=1
-//!   --jit-force-exits`: every deoptimisation path runs), and with a low threshold (3), also
-//!   with traces compiled on the compile thread (`--jit-background`);
+//!   --jit-force-exits`: every deoptimisation path runs), and with a low threshold (3);
 //! * `--no-jit --stats` reports the JIT off, not compiled traces;
 //! * `--dump-traces=FILE` describes each trace (start, IR, exits, machine code) without changing
 //!   what the program prints, and refuses to overwrite an input program.
@@ -73,12 +72,6 @@ fn corpus_with_threshold_1_and_forced_exits() {
 #[test]
 fn corpus_with_threshold_3() {
     check_corpus(&["--jit-threshold=3"]);
-}
-
-/// Traces compiled on the compile thread, installed whenever they are ready.
-#[test]
-fn corpus_with_background_compilation() {
-    check_corpus(&["--jit-threshold=3", "--jit-background"]);
 }
 
 /// The `jit:` lines of `--stats` (stderr).

@@ -37,13 +37,9 @@ enum Mode {
     /// As `On`, with side traces of exits inside inlined frames started from the contexts the
     /// exit materialised (`JitOptions::inherit_exits` off), as before they inherited the state.
     Materialised,
-    /// As `On`, with traces optimised and assembled on the compile thread while the interpreter
-    /// runs on (the CLI's default). When a trace is installed depends on the two threads'
-    /// timing, so only what the program printed and how it ended are compared.
-    Background,
 }
 
-const MODES: [Mode; 5] = [Mode::Off, Mode::On, Mode::Forced, Mode::Materialised, Mode::Background];
+const MODES: [Mode; 4] = [Mode::Off, Mode::On, Mode::Forced, Mode::Materialised];
 
 fn options(mode: Mode) -> JitOptions {
     JitOptions {
@@ -51,7 +47,6 @@ fn options(mode: Mode) -> JitOptions {
         threshold: THRESHOLD,
         force_exits: mode == Mode::Forced,
         inherit_exits: mode != Mode::Materialised,
-        background_compile: mode == Mode::Background,
     }
 }
 
@@ -78,9 +73,6 @@ struct Outcome {
     freed_contexts: u64,
     /// Side-trace recordings abandoned at a return out of the loop's frame.
     side_aborts_at_returns: u64,
-    /// Traces compiled in the background and dropped because a lookup they folded changed
-    /// before they were installed.
-    dropped_while_compiling: u64,
 }
 
 impl Outcome {
@@ -114,11 +106,6 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         aborts.filter(|(why, _)| why.starts_with("side trace:") && why.contains("return")).map(|(_, &n)| n).sum()
     };
     let side_returns0 = side_returns(&vm);
-    let dropped = |vm: &tracevm::interp::Vm| -> u64 {
-        let aborts = vm.jit.stats.aborts.iter();
-        aborts.filter(|(why, _)| why.contains("changed while it was compiled")).map(|(_, &n)| n).sum()
-    };
-    let dropped0 = dropped(&vm);
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -141,7 +128,6 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         inner_loop_entries: vm.jit.stats.inner_loop_entries - inner0,
         freed_contexts: vm.jit.freed_contexts() - freed0,
         side_aborts_at_returns: side_returns(&vm) - side_returns0,
-        dropped_while_compiling: dropped(&vm) - dropped0,
     }
 }
 
@@ -170,12 +156,10 @@ proptest! {
         let on = run(&program, Mode::On);
         let forced = run(&program, Mode::Forced);
         let materialised = run(&program, Mode::Materialised);
-        let background = run(&program, Mode::Background);
-        prop_assume!(!endless(&on) && !endless(&forced) && !endless(&materialised) && !endless(&background));
+        prop_assume!(!endless(&on) && !endless(&forced) && !endless(&materialised));
         prop_assert_eq!(on.observed(), off.observed(), "JIT on (threshold {}) vs off:\n{}", THRESHOLD, program);
         prop_assert_eq!(forced.observed(), off.observed(), "JIT with forced exits vs off:\n{}", program);
         prop_assert_eq!(materialised.observed(), off.observed(), "JIT without inherited exits vs off:\n{}", program);
-        prop_assert_eq!(background.observed(), off.observed(), "JIT compiling in the background vs off:\n{}", program);
     }
 }
 
@@ -224,9 +208,6 @@ fn check_files(files: &[(&str, &str)], expected: &str, end_contains: &str) -> Ve
     assert!(off.end.contains(end_contains), "interpreter ending {:?} lacks {end_contains:?}", off.end);
     for (mode, o) in MODES.iter().zip(&outcomes).skip(1) {
         assert_eq!(o.observed(), off.observed(), "{mode:?} differs from the interpreter");
-        if *mode == Mode::Background {
-            continue; // whether its traces were ready in time depends on the threads' timing
-        }
         assert!(o.traces_compiled > 0, "{mode:?}: no trace compiled, so nothing was tested: {o:?}");
         assert!(o.trace_entries > 0, "{mode:?}: no trace entered, so nothing was tested: {o:?}");
     }
@@ -994,69 +975,6 @@ EVAL Transcript show: (JitRedef loopRedefining: 60 at: 100) printString
     // f: is then x * 100 for the whole of the last loop: 100 × 1830.
     let expected = format!("2650\n2650\n3875\n6375\n2550\n6375\n{}\n{}\n", 495 + 136500, 183000);
     check_files(&[("first.st", first), ("second.st", second)], &expected, "ok");
-}
-
-/// A method a trace folded is redefined after the recording ended but before the trace was
-/// installed. Compiled in the foreground, the trace is installed and then invalidated; on the
-/// compile thread it must never be installed. The loop's recording (threshold 2) covers the
-/// iteration with i = 3 and ends at the header with i = 4, whose iteration gives `JitLate`
-/// another `f:` (a store into the class, with no loop before it) before the next back edge, the
-/// first point where a finished compilation is installed: so this holds however fast the
-/// compile thread is (recordings of the class definitions, which would hold the loop's back,
-/// are waited for first).
-#[test]
-fn a_trace_whose_lookup_changes_while_it_compiles_is_never_installed() {
-    let definitions = "EVAL Class addNewClass: (Object subclass: 'JitLate' variables: '' classVariables: '')
-EVAL Class addNewClass: (Object subclass: 'JitLater' variables: '' classVariables: '')
-METHOD JitLate
-f: x
-  ^ x + 1
-!
-METHOD JitLater
-f: x
-  ^ x * 100
-!
-METHOD Class
-jitTakeMethodsOf: other
-  methods <- other methods
-!
-META JitLate
-loop: n redefiningAt: m
-  | s o i |
-  s <- 0. o <- JitLate new. i <- 1.
-  [i <= n] whileTrue: [i = m ifTrue: [JitLate jitTakeMethodsOf: JitLater]. s <- s + (o f: i). i <- i + 1].
-  ^ s
-!
-";
-    let run = "EVAL Transcript show: (JitLate loop: 40 redefiningAt: 4) printString\n";
-    // Σ (i + 1) for i in 1..3 = 9, then Σ 100i for 4..40 = 100 × 814.
-    let expected = format!("{}\n", 9 + 81400);
-    let outcomes = check_files(&[("definitions.st", definitions), ("run.st", run)], &expected, "ok");
-    let on = &outcomes[MODES.iter().position(|&m| m == Mode::On).unwrap()];
-    assert!(on.invalidations >= 1, "foreground: the trace was not installed and invalidated: {on:?}");
-    assert_eq!(on.dropped_while_compiling, 0, "{on:?}");
-
-    let mut vm = boot::boot_with(image(), options(Mode::Background)).expect("boot");
-    let out = Capture::default();
-    vm.out = Box::new(out.clone());
-    boot::file_in(&mut vm, definitions.as_bytes(), "definitions.st").expect("definitions");
-    vm.finish_compiling();
-    let (compiled0, invalidations0) = (vm.jit.stats.traces_compiled, vm.jit.stats.invalidations);
-    boot::file_in(&mut vm, run.as_bytes(), "run.st").expect("run");
-    vm.finish_compiling();
-    let dropped: u64 = vm
-        .jit
-        .stats
-        .aborts
-        .iter()
-        .filter(|(why, _)| why.contains("changed while it was compiled"))
-        .map(|(_, &n)| n)
-        .sum();
-    assert_eq!(String::from_utf8_lossy(&out.0.borrow()), expected);
-    assert_eq!(dropped, 1, "the stale trace was not dropped: {:?}", vm.jit.stats.aborts);
-    // Nothing compiled before the change was installed: no trace of the loop to invalidate.
-    assert_eq!(vm.jit.stats.invalidations, invalidations0, "a stale trace was installed");
-    eprintln!("background: {} traces compiled after the stale one", vm.jit.stats.traces_compiled - compiled0);
 }
 
 /// The helpers above see what the VM prints and how a run ends, in every mode.

@@ -51,7 +51,7 @@ fn run(data: &[u8], jit: JitOptions) -> (Vec<u8>, String) {
 fuzz_target!(|data: &[u8]| {
     let force_exits = data.first().is_some_and(|b| b & 1 == 1);
     let off = run(data, JitOptions { enabled: false, ..JitOptions::default() });
-    let on = run(data, JitOptions { enabled: true, threshold: 1, force_exits, background_compile: false, ..JitOptions::default() });
+    let on = run(data, JitOptions { enabled: true, threshold: 1, force_exits, ..JitOptions::default() });
     let bounded = |end: &str| end.contains("budget") || end.contains("out of memory");
     if !bounded(&off.1) && !bounded(&on.1) {
         assert_eq!(off, on, "JIT and interpreter disagree");

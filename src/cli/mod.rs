@@ -57,11 +57,6 @@ pub struct RunArgs {
     /// deoptimisation path runs at least once (also TRACEVM_JIT_FORCE_EXITS=1).
     #[arg(long)]
     pub jit_force_exits: bool,
-    /// Optimise and assemble traces on a thread of their own while the interpreter runs on.
-    /// Trace numbers and --stats counts then depend on the threads' timing (never the program's
-    /// output), and it pays only with a processor to spare. Ignored with --dump-traces.
-    #[arg(long)]
-    pub jit_background: bool,
     /// Compile with the image's own Smalltalk compiler, run by the interpreter (milliseconds per
     /// method). Without it, tracevm's native port of that compiler compiles whatever it builds
     /// exactly as the image would, and hands the rest (and every compile error) to the image's.
@@ -155,7 +150,6 @@ pub fn run(args: &RunArgs, stats: bool, dump: Option<&PathBuf>) -> i32 {
         enabled: !args.no_jit,
         threshold: args.jit_threshold,
         force_exits: args.jit_force_exits || force_env,
-        background_compile: args.jit_background,
         ..Default::default()
     };
     // Opened before anything runs; refuses to write over one of the inputs.

@@ -1,16 +1,15 @@
 //! Compiling a finished recording: optimise it, find which of its exits other traces may link
-//! to, and assemble it — on the interpreter's thread, or on a background thread
-//! (`CompileThread`) while the interpreter runs on, as HotSpot and V8 compile.
+//! to, and assemble it.
 //!
 //! Owns the part of installing a trace that needs nothing of the VM: a `Job` carries the
-//! recording and everything the VM worked out for it beforehand. It must never touch the heap,
-//! the VM or its traces. While a job is away the VM keeps the objects its recording names alive
-//! and notes any change of the lookups it folded (`Vm::install`, `Vm::poll_compile`).
+//! recording and everything the VM worked out for it beforehand (`Vm::install`), and the VM
+//! enters the result among its traces (`Vm::finish_install`). It must never touch the heap, the
+//! VM or its traces, so that it could run anywhere (see "Compiling" in docs/ARCHITECTURE.md for
+//! the compile thread that was tried).
 
 use super::recorder::Recording;
 use super::{ir, linkable_exits, opt, x64};
 use ir::{Booleans, Op, Trace};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::time::Instant;
 
 /// A recording and what compiling it needs from the VM.
@@ -73,59 +72,5 @@ pub(crate) fn compile(job: Job) -> Compiled {
         id: options.trace_id,
         optimize_ns: (t1 - t0).as_nanos() as u64,
         assemble_ns: (t2 - t1).as_nanos() as u64,
-    }
-}
-
-/// A thread that compiles jobs in the order given, one VM's.
-pub(crate) struct CompileThread {
-    jobs: Sender<Job>,
-    done: Receiver<Compiled>,
-}
-
-/// What `CompileThread::take` found.
-pub(crate) enum Taken {
-    Done(Box<Compiled>),
-    Busy,
-    /// The thread is gone (it panicked): nothing more comes.
-    Gone,
-}
-
-impl CompileThread {
-    /// Starts one; None when the system will not give a thread (compile in place then).
-    pub fn start() -> Option<CompileThread> {
-        let (jobs, inbox) = channel::<Job>();
-        let (outbox, done) = channel::<Compiled>();
-        std::thread::Builder::new()
-            .name("tracevm-jit".into())
-            .spawn(move || {
-                // Ends when the VM drops its end of either channel.
-                while let Ok(job) = inbox.recv() {
-                    if outbox.send(compile(job)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .ok()?;
-        Some(CompileThread { jobs, done })
-    }
-
-    /// Hands `job` over; gives it back when the thread is gone.
-    pub fn submit(&self, job: Job) -> Result<(), Box<Job>> {
-        self.jobs.send(job).map_err(|e| Box::new(e.0))
-    }
-
-    /// The next compiled job: if it is ready, or (`wait`) once it is.
-    pub fn take(&self, wait: bool) -> Taken {
-        if wait {
-            return match self.done.recv() {
-                Ok(c) => Taken::Done(Box::new(c)),
-                Err(_) => Taken::Gone,
-            };
-        }
-        match self.done.try_recv() {
-            Ok(c) => Taken::Done(Box::new(c)),
-            Err(TryRecvError::Empty) => Taken::Busy,
-            Err(TryRecvError::Disconnected) => Taken::Gone,
-        }
     }
 }

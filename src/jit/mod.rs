@@ -50,21 +50,11 @@ pub struct JitOptions {
     /// entered from it in machine code (`Recorder::start_inherited`). Off: they start from the
     /// contexts the exit materialised, entered through the VM (the older way, kept for tests).
     pub inherit_exits: bool,
-    /// Optimise and assemble on a thread of the JIT's own while the interpreter runs on
-    /// (`jit::compile`); off, or with `--dump-traces`, on the interpreter's thread, where trace
-    /// numbers, entries and exits come out the same in every run.
-    pub background_compile: bool,
 }
 
 impl Default for JitOptions {
     fn default() -> Self {
-        JitOptions {
-            enabled: true,
-            threshold: DEFAULT_THRESHOLD,
-            force_exits: false,
-            inherit_exits: true,
-            background_compile: false,
-        }
+        JitOptions { enabled: true, threshold: DEFAULT_THRESHOLD, force_exits: false, inherit_exits: true }
     }
 }
 
@@ -227,35 +217,7 @@ pub struct Jit {
     fuel: Box<std::cell::Cell<u64>>,
     /// What compiled code's helper calls reach (the heap, while a trace runs).
     runtime: Box<runtime::Runtime>,
-    /// The background compile thread (`JitOptions::background_compile`), started at the first
-    /// trace, and the one job it may have (no recording starts while it does).
-    thread: ThreadState,
-    pending: Option<Pending>,
 }
-
-/// Whether traces compile on a thread of their own.
-enum ThreadState {
-    NotStarted,
-    Running(compile::CompileThread),
-    /// Not possible, or not wanted: compile on the interpreter's thread.
-    Refused,
-}
-
-/// A recording on the compile thread.
-struct Pending {
-    /// The objects it names, kept alive meanwhile.
-    roots: Vec<Value>,
-    /// The lookups it folded, and whether one of them changed meanwhile (then it is dropped).
-    lookups: Vec<(Value, Value)>,
-    stale: bool,
-    since: Instant,
-    /// Back edges that found it unfinished.
-    polls: u32,
-}
-
-/// How long a trace may take on the compile thread before the interpreter waits for it (see
-/// `Vm::poll_compile`). About ten times what the largest traces of `../shared/bench` take.
-const MAX_COMPILE_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Why a loop trace stops being entered (`Vm::retire_trace`).
 #[derive(Clone, Copy)]
@@ -284,8 +246,6 @@ impl Default for Jit {
             max_slots: 0,
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
             runtime: Box::default(),
-            thread: ThreadState::NotStarted,
-            pending: None,
         }
     }
 }
@@ -295,36 +255,12 @@ impl Jit {
         self.recorder.is_some()
     }
 
-    /// Whether a recording is being compiled on the compile thread: no other starts meanwhile,
-    /// so that trace numbers and links stay as they would be without the thread.
-    pub fn compiling(&self) -> bool {
-        self.pending.is_some()
-    }
-
-    /// The compile thread, started if need be, when traces compile in the background.
-    fn compile_thread(&mut self) -> Option<&compile::CompileThread> {
-        // A dump describes each trace in the order of recording, as it is made: in the foreground.
-        if !self.options.background_compile || self.dump.is_some() {
-            return None;
-        }
-        if matches!(self.thread, ThreadState::NotStarted) {
-            self.thread = compile::CompileThread::start().map_or(ThreadState::Refused, ThreadState::Running);
-        }
-        match &self.thread {
-            ThreadState::Running(t) => Some(t),
-            _ => None,
-        }
-    }
-
-    /// Marks every object a live trace embeds, and those of the recording being compiled.
+    /// Marks every object a live trace embeds.
     pub(crate) fn mark(&self, gc: &mut Collection<'_>) {
         for t in self.traces.iter().filter(|t| t.code.is_some()) {
             for &c in &t.constants {
                 gc.mark(c);
             }
-        }
-        for &c in self.pending.iter().flat_map(|p| &p.roots) {
-            gc.mark(c);
         }
     }
 
@@ -421,9 +357,6 @@ pub(crate) enum Edge {
 impl Vm {
     /// A backward jump has just set ip to `header`: count, enter a trace, or start recording.
     pub(crate) fn loop_edge(&mut self, header: usize) -> Edge {
-        if self.jit.pending.is_some() {
-            self.poll_compile();
-        }
         if self.jit.recorder.is_some() {
             return Edge::Continue;
         }
@@ -442,7 +375,6 @@ impl Vm {
             match self.enter_trace(tid) {
                 Entered::No => {}
                 Entered::Ran => return Edge::Continue,
-                Entered::RecordSide(..) if self.jit.compiling() => return Edge::Continue,
                 Entered::RecordSide(parent, exit) => return self.start_side_recording(parent, exit),
             }
         }
@@ -452,8 +384,7 @@ impl Vm {
         }
         state.counter += 1;
         let needed = self.jit.options.threshold.saturating_mul(1 << state.aborts.min(MAX_BACKOFF));
-        // Hot, but the compile thread is busy: try again at the next back edge.
-        if state.counter < needed || self.jit.pending.is_some() {
+        if state.counter < needed {
             return Edge::Continue;
         }
         state.counter = 0;
@@ -589,18 +520,9 @@ impl Vm {
 
     /// Charges an abandoned recording to its loop (key) or, for a side trace, to its exit.
     fn note_recording_abort(&mut self, rec: &Recorder, why: &str) {
-        self.note_abort_of(&rec.start, rec.key, why);
-    }
-
-    /// `note_recording_abort` for a recording that did not become a trace after all.
-    fn note_recording_abort_after(&mut self, rec: &Recording, why: &str) {
-        self.note_abort_of(&rec.start, rec.key, why);
-    }
-
-    fn note_abort_of(&mut self, start: &recorder::Start, key: u64, why: &str) {
-        match start.parent {
+        match rec.start.parent {
             Some((parent, exit)) => self.note_side_abort(parent, exit, why),
-            None => self.note_abort(start.method, start.header, key, why),
+            None => self.note_abort(rec.start.method, rec.start.header, rec.key, why),
         }
     }
 
@@ -641,73 +563,10 @@ impl Vm {
         }
     }
 
-    /// Optimises, assembles and installs a finished recording: here, or on the compile thread
-    /// (`JitOptions::background_compile`), in which case the trace is installed at a later
-    /// back edge (`Vm::poll_compile`).
+    /// Optimises, assembles and installs a finished recording.
     fn install(&mut self, rec: Recording) {
-        let Some(job) = self.compile_job(rec) else { return };
-        let job = match self.jit.compile_thread() {
-            Some(thread) => {
-                // While it compiles, the objects the recording names must outlive a collection.
-                let mut roots = constants_of(&job.rec.trace, &job.rec.exits, job.rec.start.method);
-                roots.extend(job.rec.lookups.iter().flat_map(|&(c, s)| [c, s]));
-                let lookups = job.rec.lookups.clone();
-                match thread.submit(job) {
-                    Ok(()) => {
-                        self.jit.pending =
-                            Some(Pending { roots, lookups, stale: false, since: Instant::now(), polls: 0 });
-                        return;
-                    }
-                    Err(job) => {
-                        self.jit.thread = ThreadState::Refused;
-                        *job
-                    }
-                }
-            }
-            None => job,
-        };
-        self.finish_install(compile::compile(job));
-    }
-
-    /// Installs the trace the compile thread finished, if it has; a no-op otherwise. A job
-    /// that takes longer than `MAX_COMPILE_WAIT` (the thread starved of a processor by other
-    /// programs) is waited for: other loops cannot record meanwhile.
-    pub(crate) fn poll_compile(&mut self) {
-        let Some(p) = self.jit.pending.as_mut() else { return };
-        p.polls += 1;
-        let wait = p.polls % 64 == 0 && p.since.elapsed() > MAX_COMPILE_WAIT;
-        self.take_compiled(wait);
-    }
-
-    /// Waits for the trace being compiled in the background, if any, and installs it (or drops
-    /// it, if a lookup it folded changed meanwhile). For tests and embedders that want every
-    /// finished recording to be a trace at a known point.
-    pub fn finish_compiling(&mut self) {
-        self.take_compiled(true);
-    }
-
-    fn take_compiled(&mut self, wait: bool) {
-        let ThreadState::Running(thread) = &self.jit.thread else { return };
-        if self.jit.pending.is_none() {
-            return;
-        }
-        match thread.take(wait) {
-            compile::Taken::Busy => {}
-            compile::Taken::Done(done) => {
-                let pending = self.jit.pending.take();
-                if pending.is_some_and(|p| p.stale) {
-                    let why = "a method or class it depends on changed while it was compiled";
-                    self.note_recording_abort_after(&done.rec, why);
-                } else {
-                    self.finish_install(*done);
-                }
-            }
-            compile::Taken::Gone => {
-                // A panic in the backend: say so once, and compile here from now on.
-                tracing::error!(target: "tracevm::jit", "the compile thread stopped; compiling in the foreground");
-                self.jit.pending = None;
-                self.jit.thread = ThreadState::Refused;
-            }
+        if let Some(job) = self.compile_job(rec) {
+            self.finish_install(compile::compile(job));
         }
     }
 
@@ -727,7 +586,7 @@ impl Vm {
         let parent_link = self.parent_link(&rec);
         if let (Some(_), None, Some((p, e))) = (&rec.inherited, &parent_link, rec.start.parent) {
             // Without the link nothing could ever enter it. (A parent dropped while this was
-            // recorded is not a failure: its tree is gone, see below.)
+            // recorded is not a failure: its tree is gone, see `finish_install`.)
             if self.jit.traces[p as usize].code.is_some() {
                 self.note_side_abort(p, e, "the parent's exit cannot be linked (internal)");
             }
@@ -749,11 +608,6 @@ impl Vm {
         let compile::Compiled { rec, optimised, alias_exits, code: compiled, id, optimize_ns, assemble_ns } = done;
         self.jit.stats.optimize_ns += optimize_ns;
         self.jit.stats.assemble_ns += assemble_ns;
-        if id as usize != self.jit.traces.len() {
-            // One job at a time, numbered when made: another trace cannot have come between.
-            self.note_recording_abort_after(&rec, "numbered out of order (internal)");
-            return;
-        }
         let depth = rec.start.parent.map_or(0, |(p, _)| self.jit.traces[p as usize].depth + 1);
         if let Some((parent, _)) = rec.start.parent {
             if self.jit.traces[parent as usize].code.is_none() {
@@ -1174,11 +1028,6 @@ impl Vm {
     /// side traces), and their loops may be recorded again.
     pub(crate) fn invalidate_traces(&mut self, change: LookupChange) {
         self.abort_recording("a method or class changed during recording");
-        let stale =
-            self.jit.pending.as_ref().is_some_and(|p| p.lookups.iter().any(|&(c, s)| change.may_affect(self, c, s)));
-        if let Some(p) = self.jit.pending.as_mut() {
-            p.stale |= stale;
-        }
         let mut dead: Vec<u32> = Vec::new();
         for t in self.jit.traces.iter().filter(|t| t.code.is_some()) {
             if t.lookups.iter().any(|&(cls, sel)| change.may_affect(self, cls, sel)) {
