@@ -59,9 +59,6 @@ pub fn boot(image: &[u8]) -> Result<Vm, BootError> {
 
 /// `boot` with the JIT configured before the prelude runs.
 pub fn boot_with(image: &[u8], jit: crate::jit::JitOptions) -> Result<Vm, BootError> {
-    if jit.enabled {
-        crate::jit::x64::prepare_in_background();
-    }
     let mut vm = Vm::from_image_bytes(image)?;
     vm.compiler_watch = crate::compiler::CompilerWatch::new(&vm);
     // The prelude is a fixed few milliseconds of the image's compiler, whose loops the JIT would

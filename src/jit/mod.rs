@@ -217,6 +217,8 @@ pub struct Jit {
     fuel: Box<std::cell::Cell<u64>>,
     /// What compiled code's helper calls reach (the heap, while a trace runs).
     runtime: Box<runtime::Runtime>,
+    /// `x64::prepare_in_background` has been called (at the first back edge).
+    assembler_prepared: bool,
 }
 
 /// Why a loop trace stops being entered (`Vm::retire_trace`).
@@ -246,6 +248,7 @@ impl Default for Jit {
             max_slots: 0,
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
             runtime: Box::default(),
+            assembler_prepared: false,
         }
     }
 }
@@ -359,6 +362,11 @@ impl Vm {
     pub(crate) fn loop_edge(&mut self, header: usize) -> Edge {
         if self.jit.recorder.is_some() {
             return Edge::Continue;
+        }
+        if !self.jit.assembler_prepared {
+            // The first loop: a trace may follow soon. Programs without loops never pay for it.
+            self.jit.assembler_prepared = true;
+            x64::prepare_in_background();
         }
         let data = self.regs.data;
         let key = self.entry_key();

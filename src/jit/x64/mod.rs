@@ -1132,8 +1132,10 @@ fn encode_linear(a: &CodeAssembler, ip: u64) -> Result<(Vec<u8>, Vec<u64>), Back
 
 /// Builds iced-x86's encoder tables on another thread. iced builds them lazily, on the first
 /// instruction assembled, and that takes about 0.3 ms: paid by the first trace compiled, it made
-/// short programs slower with the JIT than without. Called when a VM boots with the JIT on, so
-/// the tables are ready (or nearly) by the time a loop is hot; once per process.
+/// short programs slower with the JIT than without. Called at the first back edge a VM with the
+/// JIT on takes (in a program's file-in that is usually long before a loop is hot), so the
+/// tables are ready by then, and a run without loops does not pay for the thread; once per
+/// process.
 pub fn prepare_in_background() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
