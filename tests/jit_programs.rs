@@ -5,8 +5,9 @@
 //! They go where the generated programs of `jit_property` do not: classes added and methods
 //! redefined or removed while loops run, super chains, aliasing, collections, Floats, Fractions,
 //! LargeIntegers, non-local returns from dead homes, errors and `doesNotUnderstand:` inside
-//! traced loops, collections during traces. Modes: threshold 2 (the JIT records nearly every
-//! loop), the same with every guard failing the first time it runs, and threshold 1.
+//! traced loops, collections during traces, processes forked from loops and Semaphores. Modes:
+//! threshold 2 (the JIT records nearly every loop), the same with every guard failing the first
+//! time it runs, and threshold 1.
 
 mod inproc;
 
@@ -97,5 +98,6 @@ programs! {
     p25_classvar p26_shared_temps p27_block_while p28_points p29_fraction p30_identity
     p31_deep_inline p32_remove p33_nlr_ifabsent p34_addclass_inloop p35_chars p36_minint_div
     p37_alias_args p38_licm p39_list_grow p40_nan p41_gc p42_block_arity p43_inherit_override
-    p44_context p45_signed_bytes p46_dead_home p47_deeprec
+    p44_context p45_signed_bytes p46_dead_home p47_deeprec q01_fork_sem q02_dispatch_in_loop
+    q03_strings_build q04_deep_in_loop
 }
