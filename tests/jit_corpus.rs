@@ -15,13 +15,7 @@ use std::path::PathBuf;
 
 /// Every `NAME.st` in `../shared/bench`, sorted by name.
 fn corpus() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(shared("bench"))
-        .expect("../shared/bench exists")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
-        .filter_map(|n| n.strip_suffix(".st").map(str::to_string))
-        .collect();
-    names.sort();
-    names
+    common::program_names(&shared("bench"))
 }
 
 fn program(name: &str) -> PathBuf {

@@ -11,14 +11,7 @@ const DIR: &str = "tests/reference";
 
 /// Every `NAME` with a `NAME.st` in the directory, sorted.
 fn programs() -> Vec<String> {
-    let dir = std::path::Path::new(common::ROOT).join(DIR);
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .expect("tests/reference")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter_map(|n| n.strip_suffix(".st").map(str::to_string))
-        .collect();
-    names.sort();
-    names
+    common::program_names(&std::path::Path::new(common::ROOT).join(DIR))
 }
 
 fn expected(name: &str, ext: &str) -> String {

@@ -34,6 +34,17 @@ pub fn shared(rel: &str) -> PathBuf {
     Path::new(SHARED).join(rel)
 }
 
+/// The `NAME` of every `NAME.st` in `dir`, sorted.
+pub fn program_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".st").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The base SmallWorld 2015 image.
 pub fn base_image() -> PathBuf {
     shared("images/SmallWorld-2015.image")
