@@ -60,33 +60,44 @@ fn same_selector(a: Value, b: Value) -> bool {
     a == b || (a.is_ptr() && b.is_ptr() && a.kind() == Kind::Bytes && b.kind() == Kind::Bytes && a.bytes() == b.bytes())
 }
 
-impl Vm {
-    /// Full lookup, no caches. Marks every class and methods array it reads so that a later store
-    /// into them flushes the caches.
-    pub fn lookup_uncached(&mut self, mut cls: Value, selector: Value) -> Option<Value> {
-        let nil = self.k.nil;
-        let mut guard = 0;
-        while cls != nil && cls.is_ptr() && cls.kind() == Kind::Pointers && cls.len() > class::METHODS {
+/// The method `selector` names for instances of `cls`: its `methods` array, then its parent's,
+/// as the reference VM looks up. With `watch`, every class and methods array read is marked so
+/// that a later store into it flushes the caches (`Vm::lookup_uncached`); without, nothing is
+/// written, as compiled code's method-identity guard needs (`jit::runtime`, `Helper::Finds`).
+pub fn find_method(nil: Value, mut cls: Value, selector: Value, watch: bool) -> Option<Value> {
+    let mut guard = 0;
+    while cls != nil && cls.is_ptr() && cls.kind() == Kind::Pointers && cls.len() > class::METHODS {
+        if watch {
             cls.set_flags(cls.flags() | WATCH_CLASS);
-            let methods = cls.slot(class::METHODS);
-            if methods.is_ptr() && methods.kind() == Kind::Pointers {
+        }
+        let methods = cls.slot(class::METHODS);
+        if methods.is_ptr() && methods.kind() == Kind::Pointers {
+            if watch {
                 methods.set_flags(methods.flags() | WATCH_ALL);
-                for i in 0..methods.len() {
-                    let m = methods.slot(i);
-                    if let Some(name) = m.slot_checked(meth::NAME) {
-                        if same_selector(name, selector) {
-                            return Some(m);
-                        }
+            }
+            for i in 0..methods.len() {
+                let m = methods.slot(i);
+                if let Some(name) = m.slot_checked(meth::NAME) {
+                    if same_selector(name, selector) {
+                        return Some(m);
                     }
                 }
             }
-            cls = cls.slot(class::PARENT);
-            guard += 1;
-            if guard > 10_000 {
-                return None; // a cycle in parentClass links
-            }
         }
-        None
+        cls = cls.slot(class::PARENT);
+        guard += 1;
+        if guard > 10_000 {
+            return None; // a cycle in parentClass links
+        }
+    }
+    None
+}
+
+impl Vm {
+    /// Full lookup, no caches. Marks every class and methods array it reads so that a later store
+    /// into them flushes the caches.
+    pub fn lookup_uncached(&mut self, cls: Value, selector: Value) -> Option<Value> {
+        find_method(self.k.nil, cls, selector, true)
     }
 
     /// Lookup through the global cache.

@@ -11,8 +11,8 @@ mod method_data;
 mod process;
 
 pub(crate) use exec::{free_returned_context, OWNS_ARGS, RECYCLABLE};
-pub use lookup::WATCH_MASK;
-pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntries, SiteEntry, POLY_LIMIT};
+pub use lookup::{find_method, WATCH_MASK};
+pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntries, SiteEntry, SiteRef, POLY_LIMIT};
 pub use process::{Process, Scheduler};
 
 use crate::heap::{Heap, Kind, Value};

@@ -1,9 +1,9 @@
 //! What compiled code calls back into: the allocation helper behind `Op::New`, the primitives
-//! behind `Op::Call` (Floats, byte-object comparison, allocation and concatenation), and freeing a context a
-//! trace returned from.
+//! behind `Op::Call` (Floats, byte-object comparison, allocation and concatenation), freeing a
+//! context a trace returned from, and the method-identity guard of inherited sends.
 //!
 //! Owns `Runtime` (the block of state a trace's code embeds the address of) and the helper
-//! functions the backend emits calls to. A helper only allocates (or frees a context nothing
+//! functions the backend emits calls to. A helper only reads, allocates (or frees a context nothing
 //! refers to): it never collects, never runs Smalltalk and never touches the interpreter, so
 //! every value a running trace holds stays valid.
 //! When it cannot do its job cheaply (a collection is due, a length out of range) it answers 0
@@ -131,6 +131,7 @@ pub fn helper_address(h: Helper) -> u64 {
         Helper::NewBytes => new_bytes,
         Helper::Concat => concat,
         Helper::FreeContext => free_context,
+        Helper::Finds => finds,
     };
     f as *const () as u64
 }
@@ -196,6 +197,19 @@ helpers! {
             rt.freed_contexts.set(rt.freed_contexts.get() + 1);
         }
         Some(nil)
+    }
+    /// A send's method-identity guard: true when the receiver's class finds `method` for
+    /// `selector`, looked up afresh each time (nothing cached, so no store into a class or
+    /// methods Array can make it stale; nothing marked, so it writes no object). A SmallInt
+    /// receiver leaves the trace.
+    fn finds(rt, receiver, selector, method) {
+        let r = Value::from_raw(receiver);
+        if !r.is_ptr() {
+            return None;
+        }
+        let o = rt.objects.get();
+        let found = crate::interp::find_method(o.nil, r.obj_class(), Value::from_raw(selector), false)?;
+        (found == Value::from_raw(method)).then_some(o.true_)
     }
     /// Primitive 24: a's bytes then b's, in a new byte object of `class` (a's class).
     fn concat(rt, class, b, a) {

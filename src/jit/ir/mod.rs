@@ -48,10 +48,15 @@ pub enum Helper {
     /// as the interpreter's return would (`interp::free_returned_context`). Answers nil; never
     /// exits.
     FreeContext,
+    /// A send's method-identity guard (receiver, selector, method): answers true when looking
+    /// the selector up from the receiver's class finds that method, else 0 (the trace exits).
+    /// Reads only. The recorder uses it instead of a class guard at a send site whose receivers
+    /// have been of several classes that all found the same method (an inherited method).
+    Finds,
 }
 
 impl Helper {
-    pub const ALL: [Helper; 11] = [
+    pub const ALL: [Helper; 12] = [
         Helper::AsFloat,
         Helper::FloatAdd,
         Helper::FloatSub,
@@ -63,6 +68,7 @@ impl Helper {
         Helper::NewBytes,
         Helper::Concat,
         Helper::FreeContext,
+        Helper::Finds,
     ];
 
     /// The name in the IR's text form.
@@ -79,6 +85,7 @@ impl Helper {
             Helper::NewBytes => "bytes.new",
             Helper::Concat => "bytes.concat",
             Helper::FreeContext => "context.free",
+            Helper::Finds => "method.finds",
         }
     }
 
@@ -88,7 +95,7 @@ impl Helper {
 
     /// True for the helpers that answer a new object (of the class they are given first).
     pub fn allocates(self) -> bool {
-        !matches!(self, Helper::FloatLt | Helper::FloatEq | Helper::Compare | Helper::FreeContext)
+        !matches!(self, Helper::FloatLt | Helper::FloatEq | Helper::Compare | Helper::FreeContext | Helper::Finds)
     }
 }
 

@@ -23,7 +23,7 @@
 //! of that bytecode, which then does the whole thing itself.
 
 use crate::heap::{Kind, Value};
-use crate::interp::{class, ctx, meth, Vm};
+use crate::interp::{class, ctx, meth, SiteRef, Vm};
 use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
 use crate::jit::ir::{Helper, Op, Ref, SnapId, Trace};
 use crate::jit::runtime::allocatable;
@@ -202,6 +202,8 @@ pub struct Recorder {
     /// The ip of the loop's back edge (its last instruction), once seen.
     loop_end: usize,
     lookups: Vec<(Value, Value)>,
+    /// Method-identity guards (`method_guard`) by receiver: the receiver and the guard.
+    method_guards: Vec<(Ref, Ref)>,
     /// The nil object (operands of helper calls).
     nil: Value,
     /// For a side trace that inherits its parent's exit state (`start_inherited`): the parent's
@@ -212,6 +214,11 @@ pub struct Recorder {
 }
 
 type Abort = String;
+
+/// Classes a send site must have seen, all finding one method, before the recorder guards the
+/// method rather than the class (`Recorder::method_guard`). Below it a chain of class guards is
+/// short, and each is cheaper than the lookup the method guard does.
+const METHOD_GUARD_CLASSES: usize = 3;
 
 fn abort<T>(why: impl Into<String>) -> Result<T, Abort> {
     Err(why.into())
@@ -587,6 +594,7 @@ impl Recorder {
             root_branches: Vec::new(),
             loop_end: usize::MAX,
             lookups: Vec::new(),
+            method_guards: Vec::new(),
             log: dump.then(Vec::new),
         })
     }
@@ -794,6 +802,12 @@ impl Recorder {
                     self.guard(Op::GuardIs(r, concrete))?;
                 } else if concrete.is_int() {
                     self.guard(Op::GuardInt(r))?;
+                } else if let Some(i) = self.method_guards.iter().position(|&(m, _)| m == r) {
+                    // The class is guarded after all (a send to `self` in the inherited method):
+                    // one class guard, at the method guard's place, costs less than the lookup.
+                    // Checking the class earlier than recorded changes only which exit is taken.
+                    let (_, g) = self.method_guards.swap_remove(i);
+                    self.trace.insts[g.0 as usize].op = Op::GuardClass(r, vm.class_of(concrete));
                 } else {
                     self.guard(Op::GuardClass(r, vm.class_of(concrete)))?;
                 }
@@ -1222,6 +1236,11 @@ impl Recorder {
             return abort("send without a receiver");
         }
         let c = concrete_args.slot(0);
+        if lookup_class.is_none() {
+            if let Some(method) = self.method_guard(vm, rcv, c, sel)? {
+                return self.enter_method(vm, method, args, next);
+            }
+        }
         let cls = match lookup_class {
             Some(cls) => cls,
             None => self.class_guard(vm, rcv, c)?,
@@ -1230,6 +1249,45 @@ impl Recorder {
             return abort(format!("doesNotUnderstand: {}", String::from_utf8_lossy(sel.bytes())));
         };
         self.enter_method(vm, method, args, next)
+    }
+
+    /// A send site whose receivers have been of several classes (`METHOD_GUARD_CLASSES` or more,
+    /// or so many that the site is megamorphic) that all found one method (an inherited one:
+    /// `name` sent to every metaclass) is guarded on that method instead of the receiver's class
+    /// (`Helper::Finds`, a lookup at run time): one trace then serves every such class, where
+    /// class guards would grow a chain of side traces, one class each. Nothing
+    /// after the send relies on the class: each bytecode of the method guards what it decides
+    /// itself (slots, primitives, sends to `self`). Answers the method when it emitted the guard.
+    fn method_guard(&mut self, vm: &mut Vm, rcv: Sym, concrete: Value, sel: Value) -> Result<Option<Value>, Abort> {
+        let k = vm.k;
+        let Sym::Ir(r) = rcv else { return Ok(None) };
+        if self.const_of.contains_key(&r) || !concrete.is_ptr() || [k.nil, k.true_, k.false_].contains(&concrete) {
+            return Ok(None);
+        }
+        let Some(data) = vm.data_of(vm.regs.method) else { return Ok(None) };
+        let d = &vm.method_data[data];
+        let Some(&SiteRef::Send(site)) = d.site_at.get(self.pre_ip) else { return Ok(None) };
+        let (cls, site) = (vm.class_of(concrete), &d.sends[site as usize]);
+        let entries = site.entries.as_slice();
+        // A megamorphic site has forgotten its classes: the method found counts as shared when
+        // the receiver's class inherits it rather than defines it.
+        let shared = if site.megamorphic {
+            None
+        } else {
+            let first = entries.first().map(|e| e.method);
+            first.filter(|&m| entries.len() >= METHOD_GUARD_CLASSES && entries.iter().all(|e| e.method == m))
+        };
+        let megamorphic = site.megamorphic;
+        let Some(found) = self.lookup(vm, cls, sel) else { return Ok(None) };
+        let first = match shared {
+            Some(m) if m == found => m,
+            None if megamorphic && found.slot_checked(meth::CLASS).is_some_and(|c| c != cls) => found,
+            _ => return Ok(None),
+        };
+        let (selector, method) = (self.konst(sel), self.konst(first));
+        let g = self.guard(Op::Call(Helper::Finds, r, selector, method))?;
+        self.method_guards.push((r, g));
+        Ok(Some(first))
     }
 
     /// The arguments Array of a send whose `markArguments` ran before the trace began (a side
