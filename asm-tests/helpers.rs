@@ -1,6 +1,7 @@
 //! Backend tests for `Call`: every runtime helper (Float arithmetic and comparison, SmallInt to
-//! Float, byte-object comparison, allocation and concatenation) run by compiled code on objects of a real heap
-//! and checked against Rust's own answer, and the exits a helper takes instead of failing.
+//! Float, byte-object comparison, allocation and concatenation, the method-identity guard) run by
+//! compiled code on objects of a real heap and checked against Rust's own answer, and the exits a
+//! helper takes instead of failing.
 
 use super::world::{world, World};
 use super::K;
@@ -194,4 +195,61 @@ fn helpers_exit_instead_of_failing() {
     assert_eq!(run(&mut w, &concat, [object, s, s, 0]), (CALL_EXIT, UNTOUCHED));
     assert_eq!(run(&mut w, &lt, [f, f, 0, 0]), (DONE, boolean(false)));
     assert_eq!(run(&mut w, &compare, [s, s, 0, 0]), (DONE, int(0)));
+}
+
+/// A class in the world's heap: `[name, parentClass, methods, size, variables]`.
+fn class(w: &mut World, parent: Value, methods: &[Value]) -> Value {
+    let array = w.heap.alloc_pointers(w.class, methods.len(), w.nil);
+    for (i, &m) in methods.iter().enumerate() {
+        array.set_slot(i, m);
+    }
+    let c = w.heap.alloc_pointers(w.class, 5, w.nil);
+    c.set_slot(tracevm::interp::class::PARENT, parent);
+    c.set_slot(tracevm::interp::class::METHODS, array);
+    c
+}
+
+/// A method named `selector` (only its name slot matters to lookup).
+fn method(w: &mut World, selector: &[u8]) -> Value {
+    let m = w.heap.alloc_pointers(w.class, tracevm::interp::meth::SIZE, w.nil);
+    m.set_slot(tracevm::interp::meth::NAME, w.heap.alloc_bytes_from(w.class, selector));
+    m
+}
+
+#[test]
+fn the_method_guard_answers_true_exactly_when_lookup_finds_the_method() {
+    let mut w = world();
+    let code = compiled(&w, Helper::Finds, None);
+    let (foo, bar, foo_again) = (method(&mut w, b"foo"), method(&mut w, b"bar"), method(&mut w, b"foo"));
+    let nil = w.nil;
+    let base = class(&mut w, nil, &[bar, foo]);
+    let sub = class(&mut w, base, &[]);
+    let subsub = class(&mut w, sub, &[bar]);
+    let over = class(&mut w, base, &[foo_again]);
+    let instance = |w: &mut World, c: Value| w.heap.alloc_pointers(c, 1, w.nil).raw();
+    let (b, s, ss, o) =
+        (instance(&mut w, base), instance(&mut w, sub), instance(&mut w, subsub), instance(&mut w, over));
+    // Selectors are compared by content, as the interpreter's lookup compares them.
+    let selector = w.heap.alloc_bytes_from(w.class, b"foo").raw();
+    let (m, other) = (foo.raw(), foo_again.raw());
+    for (receiver, method, found) in
+        [(b, m, true), (s, m, true), (ss, m, true), (o, m, false), (o, other, true), (b, other, false)]
+    {
+        let expected = if found { (DONE, boolean(true)) } else { (CALL_EXIT, UNTOUCHED) };
+        assert_eq!(run(&mut w, &code, [receiver, selector, method, 0]), expected, "{receiver:#x} {method:#x}");
+    }
+    // SmallInts leave; so does a selector nobody defines.
+    assert_eq!(run(&mut w, &code, [int(3), selector, m, 0]), (CALL_EXIT, UNTOUCHED));
+    let nothing = w.heap.alloc_bytes_from(w.class, b"baz").raw();
+    assert_eq!(run(&mut w, &code, [s, nothing, m, 0]), (CALL_EXIT, UNTOUCHED));
+    // Nothing is cached: a method installed in between is seen at once; and nothing is marked
+    // (the interpreter's watch flags stay as they were).
+    let sub_methods = sub.slot(tracevm::interp::class::METHODS);
+    let flags = (sub.flags(), sub_methods.flags());
+    let overriding = w.heap.alloc_pointers(w.class, 1, w.nil);
+    overriding.set_slot(0, foo_again);
+    sub.set_slot(tracevm::interp::class::METHODS, overriding);
+    assert_eq!(run(&mut w, &code, [s, selector, m, 0]), (CALL_EXIT, UNTOUCHED));
+    assert_eq!(run(&mut w, &code, [s, selector, other, 0]), (DONE, boolean(true)));
+    assert_eq!((sub.flags(), sub_methods.flags()), flags);
 }

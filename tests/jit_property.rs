@@ -503,6 +503,59 @@ EVAL Transcript show: (Tree sum: 5000) printString
     assert!(on.side_depth >= 2, "side traces of side traces: {on:?}");
 }
 
+/// One send site seeing eight classes that all inherit the method it calls (`Base>>weight`, a
+/// getter): the recorder guards the method found, not each class, so the loop needs no chain of
+/// side traces. A ninth class that overrides the method turns up only after the trace is compiled:
+/// its receivers fail the method guard, and the interpreter (or a side trace of their own) runs
+/// the override.
+#[test]
+fn a_send_site_over_classes_sharing_an_inherited_method_guards_the_method() {
+    let mut program = String::from(
+        "EVAL Class addNewClass: (Object subclass: 'Base' variables: 'w' classVariables: '')
+METHOD Base
+w: x
+  w <- x
+!
+METHOD Base
+weight
+  ^ w
+!
+EVAL Class addNewClass: (Base subclass: 'Heavy' variables: '' classVariables: '')
+METHOD Heavy
+weight
+  ^ w * 100
+!
+",
+    );
+    for k in 1..=8 {
+        program += &format!("EVAL Class addNewClass: (Base subclass: 'Kind{k}' variables: '' classVariables: '')\n");
+    }
+    program += "EVAL Class addNewClass: (Object subclass: 'Scale' variables: '' classVariables: '')
+META Scale
+sum: n | xs i s |
+  xs <- Array new: 9.
+  xs at: 1 put: (Kind1 new w: 1). xs at: 2 put: (Kind2 new w: 2). xs at: 3 put: (Kind3 new w: 3).
+  xs at: 4 put: (Kind4 new w: 4). xs at: 5 put: (Kind5 new w: 5). xs at: 6 put: (Kind6 new w: 6).
+  xs at: 7 put: (Kind7 new w: 7). xs at: 8 put: (Kind8 new w: 8). xs at: 9 put: (Heavy new w: 9).
+  i <- 0. s <- 0.
+  [i < n] whileTrue: [
+    s <- s + (i < 4000 ifTrue: [(xs at: i \\\\ 8 + 1) weight] ifFalse: [(xs at: i \\\\ 9 + 1) weight]).
+    i <- i + 1].
+  ^ s
+!
+METHOD SmallInt
+\\\\ arg
+   ^ self - (self // arg * arg)
+!
+EVAL Transcript show: (Scale sum: 5000) printString
+";
+    let weight = |k: i64| if k == 9 { 900 } else { k };
+    let want: i64 = (0..5000i64).map(|i| if i < 4000 { weight(i % 8 + 1) } else { weight(i % 9 + 1) }).sum();
+    let outcomes = check(&program, &format!("{want}\n"));
+    let on = &outcomes[1];
+    assert!(on.side_depth <= 2 && on.traces_compiled < 30, "a method guard, not a chain of class guards: {on:?}");
+}
+
 /// A loop whose body branches both ways often (Collatz steps): the side trace of the branch
 /// guard is entered from the loop trace, and the loop trace from the side trace's end, by links
 /// in machine code; the VM sees an exit only when the inner loop ends.
