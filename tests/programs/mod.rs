@@ -1,6 +1,6 @@
 //! Generated Smalltalk programs for differential tests: arithmetic near the 32-bit edges
 //! (overflowing into LargePositive/LargeNegative), inlined and real loops (nested too), conditionals,
-//! monomorphic, polymorphic and super sends, closures over method temporaries, non-local returns
+//! monomorphic, polymorphic and super sends, sends of inherited methods over several classes, closures over method temporaries, non-local returns
 //! from blocks, Array and ByteArray reads and writes, and objects allocated in loops (`new`, `Array new:`). Every program terminates (loop bounds are small
 //! constants) and prints its intermediate values, so two executions can be compared by output.
 
@@ -75,6 +75,9 @@ fn statement_text() -> impl Strategy<Value = String> {
         (0usize..12, expr()).prop_map(|(k, e)| format!("1 to: {k} do: [:j | b <- b + j + {e}].")),
         (1usize..4, expr()).prop_map(|(k, e)| format!("arr at: {k} put: {e}.")),
         expr().prop_map(|e| format!("objs do: [:o | a <- a + (o val: {e})].")),
+        // `wt:` and `wts:` are GenP's, inherited by all but GenU (which overrides `wt:`): a site
+        // over several classes finding one method.
+        expr().prop_map(|e| format!("objs do: [:o | b <- b + (o wt: {e}) + (o wts: {e})].")),
         (0usize..4).prop_map(|k| format!("Transcript show: (GenP pick: {k}) printString.")),
         (0usize..12, expr())
             .prop_map(|(k, e)| format!("1 to: {k} do: [:j | cell <- GenCell new v: cell v + j + {e}].")),
@@ -85,7 +88,7 @@ fn statement_text() -> impl Strategy<Value = String> {
         (0usize..12, expr()).prop_map(|(k, e)| format!(
             "1 to: {k} do: [:j | bytes at: (j rem: 4) + 1 put: ((bytes at: (j + 1 rem: 4) + 1) + {e} rem: 256) abs]."
         )),
-        (0usize..12, prop_oneof![Just("GenP"), Just("GenQ"), Just("GenR")])
+        (0usize..12, prop_oneof![Just("GenP"), Just("GenQ"), Just("GenR"), Just("GenS"), Just("GenT"), Just("GenU")])
             .prop_map(|(k, c)| format!("1 to: {k} do: [:j | objs at: (j rem: 3) + 1 put: {c} new].")),
         // Nested loops: an inner loop that runs in a new block context every outer iteration,
         // a few iterations each (its trace is entered at its header from the outer loop's).
@@ -110,9 +113,24 @@ pub fn program() -> impl Strategy<Value = String> {
 EVAL Class addNewClass: (Object subclass: 'GenCell' variables: 'v' classVariables: '')
 EVAL Class addNewClass: (GenP subclass: 'GenQ' variables: '' classVariables: '')
 EVAL Class addNewClass: (GenP subclass: 'GenR' variables: '' classVariables: '')
+EVAL Class addNewClass: (GenP subclass: 'GenS' variables: '' classVariables: '')
+EVAL Class addNewClass: (GenQ subclass: 'GenT' variables: '' classVariables: '')
+EVAL Class addNewClass: (GenR subclass: 'GenU' variables: '' classVariables: '')
 METHOD GenP
 val: n
   ^ n + 1
+!
+METHOD GenP
+wt: n
+  ^ n * 3 - 1
+!
+METHOD GenP
+wts: n
+  ^ (self val: n) + 1
+!
+METHOD GenU
+wt: n
+  ^ n - 100
 !
 METHOD GenQ
 val: n
