@@ -504,8 +504,9 @@ EVAL Transcript show: (Tree sum: 5000) printString
 }
 
 /// One send site seeing eight classes that all inherit the method it calls (`Base>>weight`, a
-/// getter): the recorder guards the method found, not each class, so the loop needs no chain of
-/// side traces. A ninth class that overrides the method turns up only after the trace is compiled:
+/// getter): past the loop trace's class guard, the side trace that starts at that send guards the
+/// method found, not each class, so the loop needs no chain of side traces (66 traces, 8 deep,
+/// with class guards alone). A ninth class that overrides the method turns up only after the trace is compiled:
 /// its receivers fail the method guard, and the interpreter (or a side trace of their own) runs
 /// the override.
 #[test]
@@ -553,7 +554,7 @@ EVAL Transcript show: (Scale sum: 5000) printString
     let want: i64 = (0..5000i64).map(|i| if i < 4000 { weight(i % 8 + 1) } else { weight(i % 9 + 1) }).sum();
     let outcomes = check(&program, &format!("{want}\n"));
     let on = &outcomes[1];
-    assert!(on.side_depth <= 2 && on.traces_compiled < 30, "a method guard, not a chain of class guards: {on:?}");
+    assert!(on.side_depth <= 3 && on.traces_compiled < 30, "a method guard, not a chain of class guards: {on:?}");
 }
 
 /// A loop whose body branches both ways often (Collatz steps): the side trace of the branch

@@ -1259,6 +1259,12 @@ impl Recorder {
     /// after the send relies on the class: each bytecode of the method guards what it decides
     /// itself (slots, primitives, sends to `self`). Answers the method when it emitted the guard.
     fn method_guard(&mut self, vm: &mut Vm, rcv: Sym, concrete: Value, sel: Value) -> Result<Option<Value>, Abort> {
+        // Only where a class guard of this very send has failed: a side trace that starts at
+        // it. The caches are per site, not per loop; a loop that sends to one class at a site
+        // other code made polymorphic keeps its cheap class guard.
+        if self.start.parent.is_none() || self.steps != 1 {
+            return Ok(None);
+        }
         let k = vm.k;
         let Sym::Ir(r) = rcv else { return Ok(None) };
         if self.const_of.contains_key(&r) || !concrete.is_ptr() || [k.nil, k.true_, k.false_].contains(&concrete) {
