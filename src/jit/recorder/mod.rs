@@ -1251,7 +1251,8 @@ impl Recorder {
         self.enter_method(vm, method, args, next)
     }
 
-    /// A send site whose receivers have been of several classes (`METHOD_GUARD_CLASSES` or more,
+    /// In a side trace that starts at a send (its class guard failed in the parent), a send site
+    /// whose receivers have been of several classes (`METHOD_GUARD_CLASSES` or more,
     /// or so many that the site is megamorphic) that all found one method (an inherited one:
     /// `name` sent to every metaclass) is guarded on that method instead of the receiver's class
     /// (`Helper::Finds`, a lookup at run time): one trace then serves every such class, where
@@ -1273,27 +1274,24 @@ impl Recorder {
         let Some(data) = vm.data_of(vm.regs.method) else { return Ok(None) };
         let d = &vm.method_data[data];
         let Some(&SiteRef::Send(site)) = d.site_at.get(self.pre_ip) else { return Ok(None) };
-        let (cls, site) = (vm.class_of(concrete), &d.sends[site as usize]);
-        let entries = site.entries.as_slice();
-        // A megamorphic site has forgotten its classes: the method found counts as shared when
-        // the receiver's class inherits it rather than defines it.
-        let shared = if site.megamorphic {
-            None
-        } else {
-            let first = entries.first().map(|e| e.method);
-            first.filter(|&m| entries.len() >= METHOD_GUARD_CLASSES && entries.iter().all(|e| e.method == m))
-        };
+        let site = &d.sends[site as usize];
         let megamorphic = site.megamorphic;
+        // The one method every class the site remembers found (a megamorphic site remembers none).
+        let entries = site.entries.as_slice();
+        let shared = entries.first().map(|e| e.method).filter(|&m| {
+            !megamorphic && entries.len() >= METHOD_GUARD_CLASSES && entries.iter().all(|e| e.method == m)
+        });
+        let cls = vm.class_of(concrete);
         let Some(found) = self.lookup(vm, cls, sel) else { return Ok(None) };
-        let first = match shared {
-            Some(m) if m == found => m,
-            None if megamorphic && found.slot_checked(meth::CLASS).is_some_and(|c| c != cls) => found,
-            _ => return Ok(None),
-        };
-        let (selector, method) = (self.konst(sel), self.konst(first));
+        // At a megamorphic site the method counts as shared when the receiver's class inherits it.
+        let inherited = megamorphic && found.slot_checked(meth::CLASS).is_some_and(|c| c != cls);
+        if shared != Some(found) && !inherited {
+            return Ok(None);
+        }
+        let (selector, method) = (self.konst(sel), self.konst(found));
         let g = self.guard(Op::Call(Helper::Finds, r, selector, method))?;
         self.method_guards.push((r, g));
-        Ok(Some(first))
+        Ok(Some(found))
     }
 
     /// The arguments Array of a send whose `markArguments` ran before the trace began (a side
