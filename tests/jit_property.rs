@@ -557,6 +557,45 @@ EVAL Transcript show: (Scale sum: 5000) printString
     assert!(on.side_depth <= 3 && on.traces_compiled < 30, "a method guard, not a chain of class guards: {on:?}");
 }
 
+/// A polymorphic send in the loop's own frame, right after `markArguments`: the exit of its
+/// class guard has the arguments Array virtual on its stack, so only a side trace that
+/// inherits the exit's state can be linked to it. Each class after the first is then reached
+/// from the loop trace by a link in machine code, not through the VM.
+#[test]
+fn a_polymorphic_send_in_the_loop_frame_reaches_its_side_traces_by_links() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Cell' variables: 'w' classVariables: '')
+METHOD Cell
+w: x
+  w <- x
+!
+METHOD Cell
+weight
+  ^ w
+!
+EVAL Class addNewClass: (Cell subclass: 'CellA' variables: '' classVariables: '')
+EVAL Class addNewClass: (Cell subclass: 'CellB' variables: '' classVariables: '')
+EVAL Class addNewClass: (Cell subclass: 'CellC' variables: '' classVariables: '')
+METHOD CellC
+weight
+  ^ w * 10
+!
+META Cell
+sum: n
+  | xs i s |
+  xs <- Array new: 3.
+  xs at: 1 put: (CellA new w: 1). xs at: 2 put: (CellB new w: 2). xs at: 3 put: (CellC new w: 3).
+  i <- 0. s <- 0.
+  [i < n] whileTrue: [s <- s + (xs at: i \\\\ 3 + 1) weight. i <- i + 1].
+  ^ s
+!
+EVAL Transcript show: (Cell sum: 30000) printString
+";
+    let want: i64 = (0..30000i64).map(|i| [1, 2, 30][(i % 3) as usize]).sum();
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.linked_entries > 100 * on.trace_entries, "the receivers' side traces are linked: {on:?}");
+}
+
 /// A loop whose body branches both ways often (Collatz steps): the side trace of the branch
 /// guard is entered from the loop trace, and the loop trace from the side trace's end, by links
 /// in machine code; the VM sees an exit only when the inner loop ends.

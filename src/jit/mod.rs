@@ -441,7 +441,10 @@ impl Vm {
         let header = root.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
         let loop_end = root.loop_end;
         let dump = self.jit.dump.is_some();
-        let started = if frames > 1 && self.jit.options.inherit_exits && inheritable(t, exit) {
+        // A one-frame exit without virtual objects is linked to a plain side trace by copying
+        // its stack (`parent_link`); otherwise only an inheriting side trace can be linked.
+        let virtuals = !state.objects.is_empty();
+        let started = if (frames > 1 || virtuals) && self.jit.options.inherit_exits && inheritable(t, exit) {
             Recorder::start_inherited(self, state, header, loop_end, (parent, exit), dump)
         } else {
             Recorder::start_side(self, frames, header, loop_end, (parent, exit), dump)
