@@ -377,6 +377,12 @@ impl Trace {
         SnapId(self.snapshots.len() as u32 - 1)
     }
 
+    /// The snapshots without their entries (a pass that rewrites every instruction fills the
+    /// entries in at its end, from the values it mapped them to).
+    pub fn snapshot_shells(&self) -> Vec<Snapshot> {
+        self.snapshots.iter().map(|s| Snapshot { entries: Vec::new(), copy_of: s.copy_of }).collect()
+    }
+
     /// The recorded snapshot that `s` stands for: itself, or what it is a copy of.
     pub fn origin(&self, s: SnapId) -> SnapId {
         self.snapshots.get(s.0 as usize).and_then(|x| x.copy_of).unwrap_or(s)

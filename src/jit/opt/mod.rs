@@ -175,7 +175,7 @@ impl<'t> Forward<'t> {
 
     /// The unpeeled path: one pass over the trace as it is.
     fn run(mut self) -> Trace {
-        self.out.snapshots = self.src.snapshots.clone();
+        self.out.snapshots = self.src.snapshot_shells();
         let src = self.src;
         for (i, inst) in src.insts.iter().enumerate() {
             let Inst { op, snap } = *inst;

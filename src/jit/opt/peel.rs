@@ -32,7 +32,7 @@ const ATTEMPTS: usize = 4;
 pub(super) fn peel(src: &Trace, b: Booleans, l: usize, options: Options) -> Trace {
     let mut first = Forward::new(src, b);
     first.alias_guards = options.alias_guards;
-    first.out.snapshots = src.snapshots.clone();
+    first.out.snapshots = src.snapshot_shells();
     for (i, inst) in src.insts.iter().enumerate().take(l) {
         first.map[i] = first.step(inst.op, inst.snap);
     }
