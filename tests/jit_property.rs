@@ -629,6 +629,36 @@ EVAL Transcript show: 500 collatzSteps printString
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
 }
 
+/// A method redefined on every pass of an outer loop invalidates the inner loop's trace every
+/// time: each invalidation backs the loop off like an aborted recording, so the loop is not
+/// recorded and compiled again on every pass (400 traces before the back-off, with the JIT
+/// slower than the interpreter and every dropped trace's exit states kept).
+#[test]
+fn a_loop_whose_method_keeps_changing_backs_off() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Churn' variables: '' classVariables: '')
+METHOD Churn
+f: x
+  ^ x + 1
+!
+META Churn
+run
+  | s o |
+  s <- 0. o <- Churn new.
+  1 to: 400 do: [:k |
+    1 to: 60 do: [:i | s <- s + (o f: i)].
+    Churn compileMethod: 'f: x ^ x + ' + (k \\\\ 5) printString].
+  ^ s
+!
+EVAL Transcript show: Churn run printString
+";
+    // Pass k runs f: x = x + 1 (k = 1) or x + ((k - 1) mod 5).
+    let want: i64 =
+        (1..=400i64).map(|k| (1..=60i64).map(|i| i + if k == 1 { 1 } else { (k - 1) % 5 }).sum::<i64>()).sum();
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.invalidations > 0 && on.traces_compiled < 40, "recompiled on every pass: {on:?}");
+}
+
 /// The method a side trace inlined is redefined while the loop runs: the side trace is dropped
 /// and its parent's exit unlinked (its code is gone) while the loop trace, which never inlined
 /// it, keeps running; the exit later links to a side trace recorded with the new method.

@@ -175,11 +175,18 @@ impl TraceEntry {
 
     /// The trace is never entered again (the caller unlinks the exits that led to it:
     /// `Vm::unlink_dropped`).
+    /// What only a live trace needs (its exit states, the objects and lookups it depends on)
+    /// goes with its code, so that a program whose traces keep being invalidated does not grow
+    /// by every trace it ever compiled; what `--stats` reports stays.
     fn drop_code(&mut self) {
         if let Some(c) = self.code.take() {
             self.iterations_when_dropped = c.iterations();
             self.entries_when_dropped = c.entries();
         }
+        self.exits = Vec::new();
+        self.constants = Vec::new();
+        self.lookups = Vec::new();
+        self.links = Vec::new();
     }
 }
 
@@ -435,10 +442,11 @@ impl Vm {
     /// Starts recording a side trace from exit `exit` of trace `parent`, just deoptimised.
     fn start_side_recording(&mut self, parent: u32, exit: u32) -> Edge {
         let t = &self.jit.traces[parent as usize];
-        let state = &t.exits[exit as usize];
+        // The exit's tree may have just been retired (`count_tree_run`): nothing to attach to.
+        let Some(state) = t.exits.get(exit as usize).filter(|_| t.code.is_some()) else { return Edge::Continue };
         let frames = state.frames.len();
         let root = &self.jit.traces[t.root as usize];
-        let header = root.exits[0].frames.first().map(|f| f.ip as usize).unwrap_or(0);
+        let header = root.exits.first().and_then(|s| s.frames.first()).map(|f| f.ip as usize).unwrap_or(0);
         let loop_end = root.loop_end;
         let dump = self.jit.dump.is_some();
         // A one-frame exit without virtual objects is linked to a plain side trace by copying
@@ -630,7 +638,8 @@ impl Vm {
             Some((p, e)) => {
                 let inherited = match &rec.inherited {
                     Some(_) => {
-                        format!(", {} frames inherited", self.jit.traces[p as usize].exits[e as usize].frames.len())
+                        let frames = self.jit.traces[p as usize].exits.get(e as usize).map_or(0, |x| x.frames.len());
+                        format!(", {frames} frames inherited")
                     }
                     None => String::new(),
                 };
@@ -1073,9 +1082,13 @@ impl Vm {
         self.unlink_dropped();
         for d in &mut self.method_data {
             for l in &mut d.loops {
+                // Each invalidation backs the loop off like an aborted recording: a loop whose
+                // methods keep changing (`compileMethod:` in its outer loop) would otherwise be
+                // recorded and compiled again every few dozen iterations.
                 for k in l.keys.iter_mut().filter(|k| k.trace.is_some_and(|t| dead.contains(&t))) {
                     k.trace = None;
                     k.counter = 0;
+                    k.aborts = k.aborts.saturating_add(1);
                 }
             }
         }
