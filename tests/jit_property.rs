@@ -19,7 +19,7 @@ mod programs;
 use inproc::{image, Capture};
 use proptest::prelude::*;
 use tracevm::boot;
-use tracevm::jit::JitOptions;
+use tracevm::jit::{recorder, JitOptions};
 
 /// Back edges before a loop is recorded in the JIT runs: low, so that the short loops of small
 /// programs get traces (and traces get entered) too.
@@ -73,6 +73,8 @@ struct Outcome {
     freed_contexts: u64,
     /// Side-trace recordings abandoned at a return out of the loop's frame.
     side_aborts_at_returns: u64,
+    /// Loop-trace recordings abandoned because the recorded iteration left the loop's frame.
+    loop_ended_aborts: u64,
 }
 
 impl Outcome {
@@ -106,6 +108,14 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         aborts.filter(|(why, _)| why.starts_with("side trace:") && why.contains("return")).map(|(_, &n)| n).sum()
     };
     let side_returns0 = side_returns(&vm);
+    let loop_ended = |vm: &tracevm::interp::Vm| -> u64 {
+        let aborts = &vm.jit.stats.aborts;
+        [recorder::ABORT_LOOP_RETURNED, recorder::ABORT_LOOP_RETURNED_NON_LOCALLY]
+            .iter()
+            .map(|why| aborts.get(*why).copied().unwrap_or(0))
+            .sum()
+    };
+    let loop_ended0 = loop_ended(&vm);
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -128,6 +138,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         inner_loop_entries: vm.jit.stats.inner_loop_entries - inner0,
         freed_contexts: vm.jit.freed_contexts() - freed0,
         side_aborts_at_returns: side_returns(&vm) - side_returns0,
+        loop_ended_aborts: loop_ended(&vm) - loop_ended0,
     }
 }
 
@@ -627,6 +638,35 @@ EVAL Transcript show: 500 collatzSteps printString
     let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
+}
+
+/// A loop run many times whose trip count divides the threshold: each recording starts at the
+/// loop's last back edge, so the recorded iteration leaves the loop. Backing off after that
+/// doubled the count to the next attempt, which then fell on a last back edge again, and so on:
+/// the loop was never traced. One retry at the next back edge (the next run) records it.
+#[test]
+fn a_loop_whose_trip_count_divides_the_threshold_is_traced() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Trip' variables: '' classVariables: '')
+META Trip
+inner: k
+  | s |
+  s <- 0.
+  1 to: 2 do: [:i | s <- s + (i * k)].
+  ^ s
+!
+META Trip
+run
+  | t |
+  t <- 0.
+  1 to: 3000 do: [:k | t <- t + (self inner: k)].
+  ^ t
+!
+EVAL Transcript show: Trip run printString
+";
+    let want: i64 = (1..=3000i64).map(|k| 3 * k).sum();
+    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.loop_ended_aborts <= 3, "the inner loop keeps being recorded at its end: {on:?}");
 }
 
 /// A method redefined on every pass of an outer loop invalidates the inner loop's trace every

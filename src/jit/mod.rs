@@ -75,6 +75,8 @@ pub struct KeyState {
     pub trace: Option<u32>,
     /// A trace of this key left by a `GuardNe`: record the next one without them.
     pub no_alias_guards: bool,
+    /// The last recording ended with the loop and was given one more try (`Vm::note_abort`).
+    pub retried: bool,
 }
 
 impl LoopSlot {
@@ -573,9 +575,22 @@ impl Vm {
             let line = format!("---- abort: {} @ {header}: {why}\n", method_name(self, method));
             self.dump_line(&line);
         }
+        let loop_ended = why == recorder::ABORT_LOOP_RETURNED || why == recorder::ABORT_LOOP_RETURNED_NON_LOCALLY;
+        let threshold = self.jit.options.threshold;
         if let Some(data) = self.data_of(method) {
             if let Some(slot) = self.method_data[data].loops.iter_mut().find(|l| l.ip == header as u32) {
                 let state = slot.key_state(key);
+                if loop_ended && !state.retried {
+                    // The back edge that started it was the loop's last: not the loop's fault.
+                    // Backing off here would double the count to the next attempt, and a loop
+                    // run many times with a trip count dividing the threshold (`1 to: 50 do:`)
+                    // would end at every attempt and never be traced. Retry at the next back
+                    // edge (the next run of the loop), once.
+                    state.retried = true;
+                    state.counter = threshold.saturating_mul(1 << state.aborts.min(MAX_BACKOFF)).saturating_sub(1);
+                    return;
+                }
+                state.retried = false;
                 state.aborts = state.aborts.saturating_add(1);
                 state.counter = 0;
             }

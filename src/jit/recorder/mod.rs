@@ -215,6 +215,12 @@ pub struct Recorder {
 
 type Abort = String;
 
+/// Why a loop trace's recording ends when the recorded iteration leaves the loop's frame: the
+/// loop ended (its last back edge was the one that started the recording). `Vm::note_abort`
+/// gives such a loop one more try at its next back edge before backing off.
+pub const ABORT_LOOP_RETURNED: &str = "return from the trace's root frame";
+pub const ABORT_LOOP_RETURNED_NON_LOCALLY: &str = "non-local return out of the trace's root frame";
+
 /// Classes a send site must have seen, all finding one method, before the recorder guards the
 /// method rather than the class (`Recorder::method_guard`). Below it a chain of class guards is
 /// short, and each is cheaper than the lookup the method guard does.
@@ -1054,7 +1060,7 @@ impl Recorder {
                         if self.start.parent.is_some() && self.steps > 1 {
                             return Ok(Step::Returns);
                         }
-                        return abort("return from the trace's root frame");
+                        return abort(ABORT_LOOP_RETURNED);
                     }
                     let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
                     let free = self.free_snapshot()?;
@@ -1079,7 +1085,7 @@ impl Recorder {
                         if leaves {
                             return Ok(Step::Returns);
                         }
-                        return abort("non-local return out of the trace's root frame");
+                        return abort(ABORT_LOOP_RETURNED_NON_LOCALLY);
                     }
                     let v = self.pop()?;
                     let popped: Vec<u32> = self.frames.drain(h..).map(|f| f.id).collect();
