@@ -75,6 +75,9 @@ struct Outcome {
     side_aborts_at_returns: u64,
     /// Loop-trace recordings abandoned because the recorded iteration left the loop's frame.
     loop_ended_aborts: u64,
+    /// Recordings abandoned at a recursion (`recorder::MAX_RECURSION`) or at `MAX_DEPTH` frames.
+    recursion_aborts: u64,
+    depth_aborts: u64,
 }
 
 impl Outcome {
@@ -116,6 +119,8 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
             .sum()
     };
     let loop_ended0 = loop_ended(&vm);
+    let aborted = |vm: &tracevm::interp::Vm, why: &str| vm.jit.stats.aborts.get(why).copied().unwrap_or(0);
+    let (recursion0, depth0) = (aborted(&vm, recorder::ABORT_RECURSION), aborted(&vm, "inlining too deep"));
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -139,6 +144,8 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         freed_contexts: vm.jit.freed_contexts() - freed0,
         side_aborts_at_returns: side_returns(&vm) - side_returns0,
         loop_ended_aborts: loop_ended(&vm) - loop_ended0,
+        recursion_aborts: aborted(&vm, recorder::ABORT_RECURSION) - recursion0,
+        depth_aborts: aborted(&vm, "inlining too deep") - depth0,
     }
 }
 
@@ -638,6 +645,30 @@ EVAL Transcript show: 500 collatzSteps printString
     let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
+}
+
+/// A loop calling a deep recursion: its recording gives up at the fifth nested activation of
+/// the recursive method, not at `MAX_DEPTH` frames (each attempt then cost about 0.8 ms).
+#[test]
+fn recording_gives_up_early_on_recursion() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Deep' variables: '' classVariables: '')
+META Deep
+down: n
+  n = 0 ifTrue: [^ 0].
+  ^ 1 + (self down: n - 1)
+!
+META Deep
+run
+  | s |
+  s <- 0.
+  1 to: 300 do: [:i | s <- s + (self down: 60)].
+  ^ s
+!
+EVAL Transcript show: Deep run printString
+";
+    let outcomes = check_files(&[("prog.st", program)], &format!("{}\n", 300 * 60), "ok");
+    let on = &outcomes[1];
+    assert!(on.recursion_aborts > 0 && on.depth_aborts == 0, "recorded the recursion to MAX_DEPTH: {on:?}");
 }
 
 /// A loop run many times whose trip count divides the threshold: each recording starts at the
