@@ -79,6 +79,13 @@ pub struct KeyState {
     pub retried: bool,
 }
 
+impl KeyState {
+    /// Back edges before the next recording: the threshold, doubled for each abort so far.
+    fn needed(&self, threshold: u32) -> u32 {
+        threshold.saturating_mul(1 << self.aborts.min(MAX_BACKOFF))
+    }
+}
+
 impl LoopSlot {
     /// The state for `key`. When all `MAX_TRACES_PER_LOOP` are taken, a new key replaces the
     /// coldest key without a trace (`to:do:` sees the blocks of a whole program, most of them
@@ -176,10 +183,9 @@ impl TraceEntry {
     }
 
     /// The trace is never entered again (the caller unlinks the exits that led to it:
-    /// `Vm::unlink_dropped`).
-    /// What only a live trace needs (its exit states, the objects and lookups it depends on)
-    /// goes with its code, so that a program whose traces keep being invalidated does not grow
-    /// by every trace it ever compiled; what `--stats` reports stays.
+    /// `Vm::unlink_dropped`). What only a live trace needs (its exit states, the objects and
+    /// lookups it depends on) goes with its code, so that a program whose traces keep being
+    /// invalidated does not grow by every trace it ever compiled; what `--stats` reports stays.
     fn drop_code(&mut self) {
         if let Some(c) = self.code.take() {
             self.iterations_when_dropped = c.iterations();
@@ -400,7 +406,7 @@ impl Vm {
             return Edge::Continue;
         }
         state.counter += 1;
-        let needed = self.jit.options.threshold.saturating_mul(1 << state.aborts.min(MAX_BACKOFF));
+        let needed = state.needed(self.jit.options.threshold);
         if state.counter < needed {
             return Edge::Continue;
         }
@@ -587,7 +593,7 @@ impl Vm {
                     // would end at every attempt and never be traced. Retry at the next back
                     // edge (the next run of the loop), once.
                     state.retried = true;
-                    state.counter = threshold.saturating_mul(1 << state.aborts.min(MAX_BACKOFF)).saturating_sub(1);
+                    state.counter = state.needed(threshold).saturating_sub(1);
                     return;
                 }
                 state.retried = false;

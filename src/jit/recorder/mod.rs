@@ -37,8 +37,9 @@ pub const MAX_DEPTH: usize = 40;
 /// recursion to `MAX_DEPTH` before giving up cost about 0.8 ms per attempt (every snapshot
 /// describes every frame): a loop calling a 60-deep recursion spent 6.2 ms recording, 0.5 ms
 /// with this limit. LuaJIT unrolls recursion twice (`recunroll`).
-pub const ABORT_RECURSION: &str = "recursion inlined too deep";
 pub const MAX_RECURSION: usize = 4;
+/// Why a recording stops at `MAX_RECURSION`.
+pub const ABORT_RECURSION: &str = "recursion inlined too deep";
 /// Frame-buffer word of an inheriting side trace's copy of its parent's exit word 0 (words
 /// 0–3 are the loop's context, arguments, temporaries and stack, as in every trace of the tree).
 pub const INHERITED_BASE: u16 = 4;
