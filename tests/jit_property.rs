@@ -78,6 +78,8 @@ struct Outcome {
     /// Recordings abandoned at a recursion (`recorder::MAX_RECURSION`) or at `MAX_DEPTH` frames.
     recursion_aborts: u64,
     depth_aborts: u64,
+    /// Recordings abandoned at a primitive the recorder does not model.
+    primitive_aborts: u64,
 }
 
 impl Outcome {
@@ -121,6 +123,10 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
     let loop_ended0 = loop_ended(&vm);
     let aborted = |vm: &tracevm::interp::Vm, why: &str| vm.jit.stats.aborts.get(why).copied().unwrap_or(0);
     let (recursion0, depth0) = (aborted(&vm, recorder::ABORT_RECURSION), aborted(&vm, "inlining too deep"));
+    let unsupported = |vm: &tracevm::interp::Vm| -> u64 {
+        vm.jit.stats.aborts.iter().filter(|(why, _)| why.contains("unsupported primitive")).map(|(_, &n)| n).sum()
+    };
+    let unsupported0 = unsupported(&vm);
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -146,6 +152,7 @@ fn run_files(files: &[(&str, &str)], mode: Mode) -> Outcome {
         loop_ended_aborts: loop_ended(&vm) - loop_ended0,
         recursion_aborts: aborted(&vm, recorder::ABORT_RECURSION) - recursion0,
         depth_aborts: aborted(&vm, "inlining too deep") - depth0,
+        primitive_aborts: unsupported(&vm) - unsupported0,
     }
 }
 
@@ -645,6 +652,26 @@ EVAL Transcript show: 500 collatzSteps printString
     let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
     let on = &outcomes[1];
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
+}
+
+/// A literal Array (`#( … )`, primitive 36: a new Array of the pushed elements each time) in a
+/// loop is allocated and filled on the trace; recording used to abort there.
+#[test]
+fn a_literal_array_in_a_loop_is_made_on_the_trace() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Lit' variables: '' classVariables: '')
+META Lit
+run
+  | s a |
+  s <- 0.
+  1 to: 3000 do: [:i | a <- #(3 4 5). a at: 1 put: i. s <- s + (a at: i \\\\ 3 + 1)].
+  ^ s
+!
+EVAL Transcript show: Lit run printString
+";
+    let want: i64 = (1..=3000i64).map(|i| [i, 4, 5][(i % 3) as usize]).sum();
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.traces_compiled >= 1 && on.primitive_aborts == 0, "the loop is traced: {on:?}");
 }
 
 /// A loop calling a deep recursion: its recording gives up at the fifth nested activation of

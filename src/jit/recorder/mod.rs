@@ -1561,6 +1561,22 @@ impl Recorder {
                 let (a, b, _, _) = int2(self)?;
                 Sym::Ir(self.emit(Op::Eq(a, b)))
             }
+            36 => {
+                // `#( … )`: a new Array of the arguments, allocated on the trace and filled in
+                // after the allocation's guard (nothing can leave the trace in between).
+                let n = Value::from_int(argc as i32);
+                if allocatable(n).is_none() {
+                    return abort("primitive 36 the trace does not allocate");
+                }
+                let elems =
+                    args.iter().map(|&a| self.ir(a, "element of a new Array")).collect::<Result<Vec<_>, _>>()?;
+                let size = self.konst(n);
+                let array = self.guard(Op::New(size, k.array))?;
+                for (i, e) in elems.into_iter().enumerate() {
+                    self.emit(Op::StoreSlot(array, i as u32, e));
+                }
+                Sym::Ir(array)
+            }
             20 | 24 | 26 | 50..=56 => Sym::Ir(self.helper_primitive(vm, p, &args, &conc)?),
             _ => return abort(format!("unsupported primitive {p}")),
         };
