@@ -130,6 +130,9 @@ pub struct TraceEntry {
     pub inherits: bool,
     /// For a side trace: its last exit, back at the loop header.
     pub end_exit: Option<usize>,
+    /// For a side trace that ends at another loop's back edge: that last exit, which the
+    /// interpreter continues from (a side trace of it would start at the backward jump).
+    pub link_exit: Option<usize>,
     /// For a root trace without a loop of its own: its last exit, at the header of an inner loop
     /// whose trace the VM enters next (see `recorder::Step::EntersLoop`).
     pub enter_exit: Option<usize>,
@@ -701,6 +704,7 @@ impl Vm {
             parent: rec.start.parent,
             inherits: rec.inherited.is_some(),
             end_exit: rec.end_exit,
+            link_exit: rec.link_exit,
             enter_exit: rec.enter_exit,
             side: vec![None; n_exits],
             side_aborts: vec![0; n_exits],
@@ -802,6 +806,7 @@ impl Vm {
             let hot = t.depth < MAX_SIDE_DEPTH
                 && (exit != 0 || t.parent.is_some())
                 && !t.loop_exits.get(exit).copied().unwrap_or(true)
+                && t.link_exit != Some(exit)
                 && t.exit_counts[exit] >= SIDE_THRESHOLD
                 && t.side_aborts.get(exit).is_some_and(|&a| a < MAX_SIDE_ABORTS);
             let record_side = hot && t.side.get(exit) == Some(&None);
@@ -1177,6 +1182,7 @@ fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8, inherit: boo
         let may_get_side = depth < MAX_SIDE_DEPTH
             && (s != HEADER_SNAPSHOT.0 as usize || rec.start.parent.is_some())
             && !rec.loop_exits.get(s).copied().unwrap_or(true)
+            && rec.link_exit != Some(s)
             && !alias_exits.get(s).copied().unwrap_or(true);
         if !(is_end || may_get_side) {
             continue;
