@@ -35,6 +35,10 @@ pub const DEFAULT_THRESHOLD: u32 = 50;
 /// 2^MAX_BACKOFF times the threshold: a loop that cannot be traced costs one recorded iteration
 /// per `threshold << MAX_BACKOFF` iterations (about 0.1% of its time).
 pub const MAX_BACKOFF: u8 = 10;
+/// Iterations (and entries) after which an invalidated loop trace counts as having paid for
+/// its compiling (about 0.1 ms, a few hundred interpreted iterations of a small loop), so
+/// that the invalidation does not back its loop off (`Vm::invalidate_traces`).
+pub const PAID_OFF_ITERATIONS: u64 = 1000;
 /// Entry keys (each with its own counter, back-off and trace) kept for one loop header.
 pub const MAX_TRACES_PER_LOOP: usize = 16;
 /// Laps of a loop trace's tree per retirement check (see `Vm::count_tree_run`): a loop trace
@@ -229,6 +233,8 @@ pub struct Jit {
     /// `--dump-traces`: where each trace (and each abort) is described.
     pub dump: Option<Box<dyn Write>>,
     buffer: Vec<u64>,
+    /// State of the generator behind `Jit::jitter` (xorshift; fixed seed, so runs repeat).
+    jitter_state: u64,
     /// The most frame-buffer words any trace uses: a run may go through several by links.
     max_slots: usize,
     /// Back edges compiled code may still take (see `x64::Options::fuel`); refilled at entry.
@@ -264,6 +270,7 @@ impl Default for Jit {
             dump: None,
             buffer: Vec::new(),
             max_slots: 0,
+            jitter_state: 0x9e37_79b9_7f4a_7c15,
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
             runtime: Box::default(),
             assembler_prepared: false,
@@ -272,6 +279,19 @@ impl Default for Jit {
 }
 
 impl Jit {
+    /// A count of back edges, 0–15, to start a backed-off loop's counter at (LuaJIT adds such
+    /// random bits to its penalties). The attempts after aborts otherwise fall at multiples of
+    /// the threshold, and a loop whose path alternates with a period dividing them (a branch
+    /// on `i \\ 2`) was recorded on the same untraceable path every time and never traced.
+    fn jitter(&mut self) -> u32 {
+        let mut x = self.jitter_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter_state = x;
+        (x >> 60) as u32
+    }
+
     pub fn recording(&self) -> bool {
         self.recorder.is_some()
     }
@@ -586,6 +606,7 @@ impl Vm {
         }
         let loop_ended = why == recorder::ABORT_LOOP_RETURNED || why == recorder::ABORT_LOOP_RETURNED_NON_LOCALLY;
         let threshold = self.jit.options.threshold;
+        let jitter = self.jit.jitter();
         if let Some(data) = self.data_of(method) {
             if let Some(slot) = self.method_data[data].loops.iter_mut().find(|l| l.ip == header as u32) {
                 let state = slot.key_state(key);
@@ -601,7 +622,7 @@ impl Vm {
                 }
                 state.retried = false;
                 state.aborts = state.aborts.saturating_add(1);
-                state.counter = 0;
+                state.counter = jitter;
             }
         }
     }
@@ -1106,15 +1127,23 @@ impl Vm {
             }
         }
         self.unlink_dropped();
+        let (traces, threshold) = (&self.jit.traces, self.jit.options.threshold);
         for d in &mut self.method_data {
             for l in &mut d.loops {
-                // Each invalidation backs the loop off like an aborted recording: a loop whose
-                // methods keep changing (`compileMethod:` in its outer loop) would otherwise be
-                // recorded and compiled again every few dozen iterations.
-                for k in l.keys.iter_mut().filter(|k| k.trace.is_some_and(|t| dead.contains(&t))) {
+                for k in l.keys.iter_mut() {
+                    let Some(tid) = k.trace.filter(|t| dead.contains(t)) else { continue };
+                    // A trace that did too little to pay for itself backs its loop off, like
+                    // an aborted recording: a loop whose methods keep changing (`compileMethod:`
+                    // in its outer loop) was otherwise recorded and compiled again every few
+                    // dozen iterations. One that paid for itself does not: backing it off too
+                    // left a loop of 5 000 iterations per change untraced after ten changes.
+                    let t = &traces[tid as usize];
+                    let paid_off = u64::from(k.needed(threshold)).max(PAID_OFF_ITERATIONS);
+                    if t.iterations() + t.entries() < paid_off {
+                        k.aborts = k.aborts.saturating_add(1);
+                    }
                     k.trace = None;
                     k.counter = 0;
-                    k.aborts = k.aborts.saturating_add(1);
                 }
             }
         }
