@@ -223,6 +223,11 @@ fn generated_programs_get_traces() {
 /// interpreter printed `expected` and ended with "ok" (or an ending containing `end_contains`),
 /// and that the JIT compiled and entered at least one trace. Answers the outcomes.
 #[track_caller]
+/// `check_files` for a program that ends normally; answers the run with the JIT on.
+fn jit_outcome(files: &[(&str, &str)], expected: &str) -> Outcome {
+    check_files(files, expected, "ok").swap_remove(1)
+}
+
 fn check_files(files: &[(&str, &str)], expected: &str, end_contains: &str) -> Vec<Outcome> {
     let outcomes: Vec<Outcome> = MODES.iter().map(|&m| run_files(files, m)).collect();
     eprintln!(
@@ -524,8 +529,7 @@ EVAL Transcript show: (Tree sum: 5000) printString
     // Σ over i < 5000 by i mod 5: i, 2i, i + 7, 3, i − 1; each residue class has 1000 members.
     let by = |r: i64| -> i64 { (0..1000).map(|k| 5 * k + r).sum() };
     let want = by(0) + 2 * by(1) + (by(2) + 7000) + 3000 + (by(4) - 1000);
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("prog.st", program)], &format!("{want}\n"));
     assert!(on.side_depth >= 2, "side traces of side traces: {on:?}");
 }
 
@@ -617,8 +621,7 @@ sum: n
 EVAL Transcript show: (Cell sum: 30000) printString
 ";
     let want: i64 = (0..30000i64).map(|i| [1, 2, 30][(i % 3) as usize]).sum();
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.linked_entries > 100 * on.trace_entries, "the receivers' side traces are linked: {on:?}");
 }
 
@@ -650,8 +653,7 @@ EVAL Transcript show: 500 collatzSteps printString
         n
     };
     let want: u64 = (1..=500).map(steps).sum();
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.linked_entries > 10 * on.trace_entries, "most trace entries are links: {on:?}");
 }
 
@@ -670,8 +672,7 @@ run
 EVAL Transcript show: Lit run printString
 ";
     let want: i64 = (1..=3000i64).map(|i| [i, 4, 5][(i % 3) as usize]).sum();
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.traces_compiled >= 1 && on.primitive_aborts == 0, "the loop is traced: {on:?}");
 }
 
@@ -694,8 +695,7 @@ run
 !
 EVAL Transcript show: Deep run printString
 ";
-    let outcomes = check_files(&[("prog.st", program)], &format!("{}\n", 300 * 60), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("prog.st", program)], &format!("{}\n", 300 * 60));
     assert!(on.recursion_aborts > 0 && on.depth_aborts == 0, "recorded the recursion to MAX_DEPTH: {on:?}");
 }
 
@@ -724,8 +724,7 @@ run
 EVAL Transcript show: Phase run printString
 ";
     let want: i64 = (0..30i64).map(|k| (0..1500i64).map(|i| i + k).sum::<i64>()).sum();
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("prog.st", program)], &format!("{want}\n"));
     assert!(on.invalidations >= 29 && on.traces_compiled >= 30, "a phase ran interpreted: {on:?}");
 }
 
@@ -748,8 +747,7 @@ run
 EVAL Transcript show: Alt run printString
 ";
     let want: i64 = (0..6000i64).map(|i| if i % 2 == 0 { 3 } else { i % 7 }).sum();
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.primitive_aborts <= 3, "never traced: {on:?}");
 }
 
@@ -777,8 +775,7 @@ run
 EVAL Transcript show: Trip run printString
 ";
     let want: i64 = (1..=3000i64).map(|k| 3 * k).sum();
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("prog.st", program)], &format!("{want}\n"));
     assert!(on.loop_ended_aborts <= 3, "the inner loop keeps being recorded at its end: {on:?}");
 }
 
@@ -807,8 +804,7 @@ EVAL Transcript show: Churn run printString
     // Pass k runs f: x = x + 1 (k = 1) or x + ((k - 1) mod 5).
     let want: i64 =
         (1..=400i64).map(|k| (1..=60i64).map(|i| i + if k == 1 { 1 } else { (k - 1) % 5 }).sum::<i64>()).sum();
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.invalidations > 0 && on.traces_compiled < 40, "recompiled on every pass: {on:?}");
 }
 
@@ -837,8 +833,7 @@ EVAL Transcript show: (JitLink run: 3000 redefineAt: 1500) printString
 ";
     let g = |i: i64| if i <= 1500 { i + 1 } else { 10 * i };
     let want: i64 = (0..3000i64).map(|i| if (i + 1) % 7 == 0 { g(i) } else { 1 }).sum();
-    let outcomes = check_files(&[("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("prog.st", program)], &format!("{want}\n"));
     assert!(on.invalidations > 0 && on.linked_entries > 0, "a linked side trace was dropped: {on:?}");
 }
 
@@ -911,8 +906,7 @@ EVAL Transcript show: (JitRet run: 400) printString
 ";
     let find = |k: i64| (0..20i64).find(|i| i * 7 % 13 == k).unwrap_or(-1);
     let want: i64 = (0..400i64).map(|j| find(j % 13)).sum();
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.side_depth >= 1 && on.side_aborts_at_returns == 0, "side traces end at the return: {on:?}");
 }
 
@@ -1024,8 +1018,7 @@ EVAL Transcript show: (JitNest run: 2000 redefineAt: 1000) printString
             x -= step;
         }
     }
-    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
-    let on = &outcomes[1];
+    let on = &jit_outcome(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"));
     assert!(on.invalidations > 0 && on.inner_loop_entries > 100, "inner trace entered and dropped: {on:?}");
 }
 
