@@ -780,9 +780,10 @@ EVAL Transcript show: Trip run printString
 }
 
 /// A method redefined on every pass of an outer loop invalidates the inner loop's trace every
-/// time: each invalidation backs the loop off like an aborted recording, so the loop is not
-/// recorded and compiled again on every pass (400 traces before the back-off, with the JIT
-/// slower than the interpreter and every dropped trace's exit states kept).
+/// time, after 60 iterations: too few to pay for the trace, so the invalidation backs the loop
+/// off like an aborted recording, and the loop is not recorded and compiled again on every pass
+/// (400 traces before the back-off, with the JIT slower than the interpreter and every dropped
+/// trace's exit states kept).
 #[test]
 fn a_loop_whose_method_keeps_changing_backs_off() {
     let program = "EVAL Class addNewClass: (Object subclass: 'Churn' variables: '' classVariables: '')
