@@ -50,9 +50,10 @@ pub struct JitOptions {
     pub enabled: bool,
     pub threshold: u32,
     pub force_exits: bool,
-    /// Side traces from exits inside inlined frames inherit the parent's exit state and are
-    /// entered from it in machine code (`Recorder::start_inherited`). Off: they start from the
-    /// contexts the exit materialised, entered through the VM (the older way, kept for tests).
+    /// Side traces from exits inside inlined frames, or with virtual objects in their state,
+    /// inherit the parent's exit state and are entered from it in machine code
+    /// (`Recorder::start_inherited`). Off: they start from the contexts the exit materialised,
+    /// entered through the VM (the older way, kept for tests).
     pub inherit_exits: bool,
 }
 

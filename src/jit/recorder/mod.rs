@@ -13,8 +13,9 @@
 //! anything it does not model: an unsupported primitive, a virtual object escaping into the heap,
 //! a return out of the root frame, an inner loop without a trace of its own, a trace that grows
 //! too long. An inner loop that has a trace ends the recording at its header instead
-//! (`Step::EntersLoop`). A side trace of an exit inside inlined frames inherits the exit's state
-//! (`start_inherited`): those frames stay virtual. Otherwise a return from a real frame (a
+//! (`Step::EntersLoop`). A side trace of an exit inside inlined frames, or of one whose state has
+//! virtual objects, inherits the exit's state (`start_inherited`): those frames and objects
+//! stay virtual. Otherwise a return from a real frame (a
 //! context a side trace started from) frees that context as the interpreter's return would
 //! (`Helper::FreeContext`).
 //!
