@@ -37,6 +37,8 @@ pub(crate) struct Compiled {
     pub code: Result<x64::CompiledTrace, x64::BackendError>,
     /// Its number (`x64::Options::trace_id`): the VM's trace count when the job was made.
     pub id: u32,
+    /// `Job::depth`.
+    pub depth: u8,
     pub optimize_ns: u64,
     pub assemble_ns: u64,
 }
@@ -70,6 +72,7 @@ pub(crate) fn compile(job: Job) -> Compiled {
         alias_exits,
         code,
         id: options.trace_id,
+        depth,
         optimize_ns: (t1 - t0).as_nanos() as u64,
         assemble_ns: (t2 - t1).as_nanos() as u64,
     }

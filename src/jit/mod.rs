@@ -242,8 +242,6 @@ pub struct Jit {
     fuel: Box<std::cell::Cell<u64>>,
     /// What compiled code's helper calls reach (the heap, while a trace runs).
     runtime: Box<runtime::Runtime>,
-    /// `x64::prepare_in_background` has been called (at the first back edge).
-    assembler_prepared: bool,
 }
 
 /// Why a loop trace stops being entered (`Vm::retire_trace`).
@@ -274,7 +272,6 @@ impl Default for Jit {
             jitter_state: 0x9e37_79b9_7f4a_7c15,
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
             runtime: Box::default(),
-            assembler_prepared: false,
         }
     }
 }
@@ -402,11 +399,8 @@ impl Vm {
         if self.jit.recorder.is_some() {
             return Edge::Continue;
         }
-        if !self.jit.assembler_prepared {
-            // The first loop: a trace may follow soon. Programs without loops never pay for it.
-            self.jit.assembler_prepared = true;
-            x64::prepare_in_background();
-        }
+        // The first loop: a trace may follow soon. Programs without loops never pay for it.
+        x64::prepare_in_background();
         let data = self.regs.data;
         let key = self.entry_key();
         let loops = &mut self.method_data[data].loops;
@@ -670,10 +664,10 @@ impl Vm {
 
     /// Enters a compiled recording among the traces, unless what it continues is gone.
     fn finish_install(&mut self, done: compile::Compiled) {
-        let compile::Compiled { rec, optimised, alias_exits, code: compiled, id, optimize_ns, assemble_ns } = done;
+        let compile::Compiled { rec, optimised, alias_exits, code: compiled, id, depth, optimize_ns, assemble_ns } =
+            done;
         self.jit.stats.optimize_ns += optimize_ns;
         self.jit.stats.assemble_ns += assemble_ns;
-        let depth = rec.start.parent.map_or(0, |(p, _)| self.jit.traces[p as usize].depth + 1);
         if let Some((parent, _)) = rec.start.parent {
             if self.jit.traces[parent as usize].code.is_none() {
                 return; // the parent was invalidated or retired while this was recorded
