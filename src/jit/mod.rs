@@ -35,6 +35,10 @@ pub const DEFAULT_THRESHOLD: u32 = 50;
 /// 2^MAX_BACKOFF times the threshold: a loop that cannot be traced costs one recorded iteration
 /// per `threshold << MAX_BACKOFF` iterations (about 0.1% of its time).
 pub const MAX_BACKOFF: u8 = 10;
+
+/// A loop in its first run waits up to 2^MAX_FIRST_RUN_SHIFT times the threshold, while loop
+/// traces compiled in their loop's first run keep failing to pay off (`Jit::first_run_shift`).
+pub const MAX_FIRST_RUN_SHIFT: u8 = 2;
 /// Iterations (and entries) after which an invalidated loop trace counts as having paid for
 /// its compiling (about 0.1 ms, a few hundred interpreted iterations of a small loop), so
 /// that the invalidation does not back its loop off (`Vm::invalidate_traces`).
@@ -82,12 +86,16 @@ pub struct KeyState {
     pub no_alias_guards: bool,
     /// The last recording ended with the loop and was given one more try (`Vm::note_abort`).
     pub retried: bool,
+    /// Runs of the loop seen so far, up to 2 (see `Vm::loop_edge`).
+    pub runs: u8,
 }
 
 impl KeyState {
-    /// Back edges before the next recording: the threshold, doubled for each abort so far.
-    fn needed(&self, threshold: u32) -> u32 {
-        threshold.saturating_mul(1 << self.aborts.min(MAX_BACKOFF))
+    /// Back edges before the next recording: the threshold, doubled for each abort so far and,
+    /// in the loop's first run, `first_run_shift` more times.
+    fn needed(&self, threshold: u32, first_run_shift: u8) -> u32 {
+        let first_run = if self.runs < 2 { first_run_shift } else { 0 };
+        threshold.saturating_mul(1 << (self.aborts.min(MAX_BACKOFF) + first_run))
     }
 }
 
@@ -236,6 +244,18 @@ pub struct Jit {
     buffer: Vec<u64>,
     /// State of the generator behind `Jit::jitter` (xorshift; fixed seed, so runs repeat).
     jitter_state: u64,
+    /// The last back edge taken: (context, method data, header). Another one starts a run.
+    last_edge: (u64, usize, usize),
+    /// How much longer than the threshold a loop's first run waits for a recording (see
+    /// `KeyState::needed`). A trace compiled in its loop's first run pays for its compiling
+    /// only if the run goes on long enough; a program of many loops each run once, a few
+    /// dozen iterations past the threshold, was 1.8 times slower with the JIT. Each such trace
+    /// that has not paid off by the next first-run recording raises this, up to
+    /// `MAX_FIRST_RUN_SHIFT`; one that has paid off resets it. Programs whose loops run long
+    /// (or many times) keep recording at the threshold.
+    first_run_shift: u8,
+    /// The last loop trace compiled in its loop's first run, not yet judged.
+    unjudged_first_run: Option<u32>,
     /// The most frame-buffer words any trace uses: a run may go through several by links.
     max_slots: usize,
     /// Back edges compiled code may still take (see `x64::Options::fuel`); refilled at entry.
@@ -270,6 +290,9 @@ impl Default for Jit {
             buffer: Vec::new(),
             max_slots: 0,
             jitter_state: 0x9e37_79b9_7f4a_7c15,
+            last_edge: (0, 0, 0),
+            first_run_shift: 0,
+            unjudged_first_run: None,
             fuel: Box::new(std::cell::Cell::new(u64::MAX)),
             runtime: Box::default(),
         }
@@ -419,16 +442,41 @@ impl Vm {
                 Entered::RecordSide(parent, exit) => return self.start_side_recording(parent, exit),
             }
         }
+        let here = (self.regs.ctx.raw(), data, header);
+        let new_run = self.jit.last_edge != here;
+        self.jit.last_edge = here;
         let state = self.method_data[data].loops[at].key_state(key);
         if state.trace.is_some() {
             return Edge::Continue;
         }
+        let threshold = self.jit.options.threshold;
+        if new_run && state.runs < 2 {
+            state.runs += 1;
+            if state.runs == 2 && state.counter >= threshold {
+                // Held back in its first run. Not at once: the first back edges of a run are
+                // not its typical iteration.
+                state.counter = threshold / 2;
+            }
+        }
         state.counter += 1;
-        let needed = state.needed(self.jit.options.threshold);
-        if state.counter < needed {
+        if state.counter < state.needed(threshold, self.jit.first_run_shift) {
             return Edge::Continue;
         }
-        state.counter = 0;
+        if state.runs < 2 {
+            if let Some(t) = self.jit.unjudged_first_run.take() {
+                let t = &self.jit.traces[t as usize];
+                self.jit.first_run_shift = if t.iterations() + t.entries() < PAID_OFF_ITERATIONS {
+                    (self.jit.first_run_shift + 1).min(MAX_FIRST_RUN_SHIFT)
+                } else {
+                    0
+                };
+                let state = self.method_data[data].loops[at].key_state(key);
+                if state.counter < state.needed(threshold, self.jit.first_run_shift) {
+                    return Edge::Continue;
+                }
+            }
+        }
+        self.method_data[data].loops[at].key_state(key).counter = 0;
         match Recorder::start(self, self.jit.dump.is_some()) {
             Ok(mut rec) => {
                 rec.key = key;
@@ -600,7 +648,7 @@ impl Vm {
             self.dump_line(&line);
         }
         let loop_ended = why == recorder::ABORT_LOOP_RETURNED || why == recorder::ABORT_LOOP_RETURNED_NON_LOCALLY;
-        let threshold = self.jit.options.threshold;
+        let (threshold, shift) = (self.jit.options.threshold, self.jit.first_run_shift);
         let jitter = self.jit.jitter();
         if let Some(data) = self.data_of(method) {
             if let Some(slot) = self.method_data[data].loops.iter_mut().find(|l| l.ip == header as u32) {
@@ -612,7 +660,7 @@ impl Vm {
                     // would end at every attempt and never be traced. Retry at the next back
                     // edge (the next run of the loop), once.
                     state.retried = true;
-                    state.counter = state.needed(threshold).saturating_sub(1);
+                    state.counter = state.needed(threshold, shift).saturating_sub(1);
                     return;
                 }
                 state.retried = false;
@@ -760,6 +808,9 @@ impl Vm {
             state.key = rec.key;
             state.trace = Some(id);
             state.counter = 0;
+            if state.runs < 2 {
+                self.jit.unjudged_first_run = Some(id);
+            }
         }
     }
 
@@ -1122,7 +1173,7 @@ impl Vm {
             }
         }
         self.unlink_dropped();
-        let (traces, threshold) = (&self.jit.traces, self.jit.options.threshold);
+        let (traces, threshold, shift) = (&self.jit.traces, self.jit.options.threshold, self.jit.first_run_shift);
         for d in &mut self.method_data {
             for l in &mut d.loops {
                 for k in l.keys.iter_mut() {
@@ -1133,7 +1184,7 @@ impl Vm {
                     // dozen iterations. One that paid for itself does not: backing it off too
                     // left a loop of 5 000 iterations per change untraced after ten changes.
                     let t = &traces[tid as usize];
-                    let paid_off = u64::from(k.needed(threshold)).max(PAID_OFF_ITERATIONS);
+                    let paid_off = u64::from(k.needed(threshold, shift)).max(PAID_OFF_ITERATIONS);
                     if t.iterations() + t.entries() < paid_off {
                         k.aborts = k.aborts.saturating_add(1);
                     }
