@@ -7,8 +7,9 @@
 //! VM or its traces, so that it could run anywhere (see "Compiling" in docs/ARCHITECTURE.md for
 //! the compile thread that was tried).
 
+use super::deopt::ExitState;
 use super::recorder::Recording;
-use super::{ir, linkable_exits, opt, x64};
+use super::{ir, linkable_exits, opt, x64, HEADER_SNAPSHOT};
 use ir::{Booleans, Op, Trace};
 use std::time::Instant;
 
@@ -29,7 +30,8 @@ pub(crate) struct Job {
 
 /// A compiled job.
 pub(crate) struct Compiled {
-    /// The recording, with an exit state for each snapshot of the peeled loop.
+    /// The recording, with an exit state for each snapshot of the peeled loop (empty for those
+    /// the trace never leaves by).
     pub rec: Recording,
     pub optimised: Trace,
     /// Per snapshot: it is a `GuardNe`'s.
@@ -49,13 +51,27 @@ pub(crate) fn compile(job: Job) -> Compiled {
     let t0 = Instant::now();
     let optimised = opt::optimize_with(&rec.trace, booleans, opt::Options { alias_guards });
     let t1 = Instant::now();
+    // Only the exit states of snapshots the trace can leave by are kept: an instruction's, the
+    // header's (where a trace out of fuel leaves) and the trace's end. The optimiser leaves
+    // more than half unused, and the rest were most of the memory a trace kept.
+    let mut kept = optimised.exited_by();
+    let ends = [rec.end_exit, rec.link_exit, rec.enter_exit, rec.return_exit];
+    for s in ends.into_iter().flatten().chain([HEADER_SNAPSHOT.0 as usize]) {
+        if let Some(k) = kept.get_mut(s) {
+            *k = true;
+        }
+    }
     // The peeled loop's snapshots are copies of recorded ones: same interpreter state.
     for s in rec.exits.len()..optimised.snapshots.len() {
         let origin = optimised.origin(ir::SnapId(s as u32)).0 as usize;
-        rec.exits.push(rec.exits[origin].clone());
+        let state = if kept[s] { rec.exits[origin].clone() } else { ExitState::default() };
+        rec.exits.push(state);
         let ends = rec.loop_exits.get(origin).copied().unwrap_or(false);
         rec.loop_exits.resize(s, false);
         rec.loop_exits.push(ends);
+    }
+    for (state, _) in rec.exits.iter_mut().zip(&kept).filter(|(_, &k)| !k) {
+        *state = ExitState::default();
     }
     let mut alias_exits = vec![false; rec.exits.len()];
     for i in optimised.insts.iter().filter(|i| matches!(i.op, Op::GuardNe(..))) {

@@ -1339,16 +1339,9 @@ fn constants_of(t: &Trace, exits: &[ExitState], method: Value) -> Vec<Value> {
             }
         }
     };
-    // Only the snapshots something exits by (and snapshot 0, where a trace out of fuel leaves)
-    // are ever materialised; the optimizer leaves many unused.
-    let mut used = vec![false; exits.len()];
-    for s in t.insts.iter().filter_map(|i| i.snap).map(|s| s.0 as usize).chain([HEADER_SNAPSHOT.0 as usize]) {
-        if let Some(u) = used.get_mut(s) {
-            *u = true;
-        }
-    }
+    // (The exit states of snapshots nothing exits by are empty: `compile::compile`.)
     let mut methods = Vec::new();
-    for e in exits.iter().zip(&used).filter(|(_, &u)| u).map(|(e, _)| e) {
+    for e in exits {
         for f in &e.frames {
             f.stack.iter().for_each(&mut loc);
             match &f.kind {
@@ -1398,9 +1391,9 @@ fn dump_text(vm: &Vm, id: u32, start: &str, rec: &Recording, optimised: &Trace, 
     s.push_str(&format!("-- IR as recorded ({} instructions)\n{}", rec.trace.insts.len(), rec.trace));
     s.push_str(&format!("-- IR optimised ({} instructions)\n{}", optimised.insts.len(), optimised));
     s.push_str("-- exits: interpreter state at each snapshot ([k] = frame buffer word, vN = virtual object)\n");
-    let used: std::collections::HashSet<u32> = optimised.insts.iter().filter_map(|i| i.snap.map(|s| s.0)).collect();
+    let used = optimised.exited_by();
     for (k, e) in rec.exits.iter().enumerate() {
-        if used.contains(&(k as u32)) {
+        if used.get(k).copied().unwrap_or(false) {
             // Method addresses read better as names.
             let mut text = e.to_string();
             for f in &e.frames {

@@ -383,6 +383,17 @@ impl Trace {
         self.snapshots.iter().map(|s| Snapshot { entries: Vec::new(), copy_of: s.copy_of }).collect()
     }
 
+    /// Per snapshot: whether an instruction exits by it (the optimiser leaves many unused).
+    pub fn exited_by(&self) -> Vec<bool> {
+        let mut used = vec![false; self.snapshots.len()];
+        for s in self.insts.iter().filter_map(|i| i.snap) {
+            if let Some(u) = used.get_mut(s.0 as usize) {
+                *u = true;
+            }
+        }
+        used
+    }
+
     /// The recorded snapshot that `s` stands for: itself, or what it is a copy of.
     pub fn origin(&self, s: SnapId) -> SnapId {
         self.snapshots.get(s.0 as usize).and_then(|x| x.copy_of).unwrap_or(s)
