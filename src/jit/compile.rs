@@ -62,9 +62,10 @@ pub(crate) fn compile(job: Job) -> Compiled {
         }
     }
     // The peeled loop's snapshots are copies of recorded ones: same interpreter state.
-    for s in rec.exits.len()..optimised.snapshots.len() {
+    let recorded = rec.exits.len();
+    for (s, &keep) in kept.iter().enumerate().skip(recorded) {
         let origin = optimised.origin(ir::SnapId(s as u32)).0 as usize;
-        let state = if kept[s] { rec.exits[origin].clone() } else { ExitState::default() };
+        let state = if keep { rec.exits[origin].clone() } else { ExitState::default() };
         rec.exits.push(state);
         let ends = rec.loop_exits.get(origin).copied().unwrap_or(false);
         rec.loop_exits.resize(s, false);
