@@ -313,6 +313,20 @@ impl Jit {
         (x >> 60) as u32
     }
 
+    /// Judges the last loop trace compiled in its loop's first run, if not yet done: whether it
+    /// paid for its compiling sets how long first runs wait (`Jit::first_run_shift`). Answers
+    /// whether there was one.
+    fn judge_first_run_trace(&mut self) -> bool {
+        let Some(t) = self.unjudged_first_run.take() else { return false };
+        let t = &self.traces[t as usize];
+        self.first_run_shift = if t.iterations() + t.entries() < PAID_OFF_ITERATIONS {
+            (self.first_run_shift + 1).min(MAX_FIRST_RUN_SHIFT)
+        } else {
+            0
+        };
+        true
+    }
+
     pub fn recording(&self) -> bool {
         self.recorder.is_some()
     }
@@ -462,18 +476,11 @@ impl Vm {
         if state.counter < state.needed(threshold, self.jit.first_run_shift) {
             return Edge::Continue;
         }
-        if state.runs < 2 {
-            if let Some(t) = self.jit.unjudged_first_run.take() {
-                let t = &self.jit.traces[t as usize];
-                self.jit.first_run_shift = if t.iterations() + t.entries() < PAID_OFF_ITERATIONS {
-                    (self.jit.first_run_shift + 1).min(MAX_FIRST_RUN_SHIFT)
-                } else {
-                    0
-                };
-                let state = self.method_data[data].loops[at].key_state(key);
-                if state.counter < state.needed(threshold, self.jit.first_run_shift) {
-                    return Edge::Continue;
-                }
+        if state.runs < 2 && self.jit.judge_first_run_trace() {
+            // Its wait may have changed.
+            let state = self.method_data[data].loops[at].key_state(key);
+            if state.counter < state.needed(threshold, self.jit.first_run_shift) {
+                return Edge::Continue;
             }
         }
         self.method_data[data].loops[at].key_state(key).counter = 0;
