@@ -80,6 +80,10 @@ struct Outcome {
     depth_aborts: u64,
     /// Loop-trace recordings abandoned at a primitive the recorder does not model.
     primitive_aborts: u64,
+    /// Side traces of exits that end their loop (tails: the code after an inner loop).
+    tail_traces: u64,
+    /// Tails not compiled for being too short (`recorder::ABORT_SHORT_TAIL`).
+    short_tails: u64,
 }
 
 impl Outcome {
@@ -132,6 +136,7 @@ fn run_files_with(files: &[(&str, &str)], options: JitOptions) -> Outcome {
         aborts.filter(|(why, _)| why.starts_with("unsupported primitive")).map(|(_, &n)| n).sum()
     };
     let unsupported0 = unsupported(&vm);
+    let short_tails0 = aborted(&vm, &format!("side trace: {}", recorder::ABORT_SHORT_TAIL));
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -158,6 +163,12 @@ fn run_files_with(files: &[(&str, &str)], options: JitOptions) -> Outcome {
         recursion_aborts: aborted(&vm, recorder::ABORT_RECURSION) - recursion0,
         depth_aborts: aborted(&vm, "inlining too deep") - depth0,
         primitive_aborts: unsupported(&vm) - unsupported0,
+        tail_traces: vm.jit.traces[traces0..]
+            .iter()
+            .filter_map(|t| t.parent)
+            .filter(|&(p, e)| vm.jit.traces[p as usize].loop_exits.get(e as usize) == Some(&true))
+            .count() as u64,
+        short_tails: aborted(&vm, &format!("side trace: {}", recorder::ABORT_SHORT_TAIL)) - short_tails0,
     }
 }
 
@@ -817,6 +828,51 @@ fn loops_run_once_stop_being_compiled_when_their_traces_do_not_pay_off() {
     assert!(only_short.traces_compiled <= 4, "most loops run once were compiled: {only_short:?}");
     let both = at_default(&with_long, &format!("{printed}{long}\n"));
     assert!(both.traces_compiled > only_short.traces_compiled, "the long loop was not traced: {both:?}");
+}
+
+/// The code after an inner loop (its tail) runs as a side trace of the loop's ending exit.
+/// Here the tail sends `\\` and `//` on every outer iteration; interpreted, it was most of the
+/// JIT's run (215 ms against 357 ms with the JIT off; now 68 ms). A tail of a few bytecodes
+/// (`to:do:`'s return, a sum) is not worth a trace and is recorded once only.
+#[test]
+fn the_code_after_an_inner_loop_runs_as_a_side_trace() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Tails' variables: '' classVariables: '')
+META Tails
+run: n
+   | s k |
+   s <- 0.
+   1 to: n do: [:i |
+      k <- 0.
+      [k < 8] whileTrue: [s <- s + (i * k). k <- k + 1].
+      s <- s \\\\ 1000003 + (i // 5)].
+   ^ s
+!
+META Tails
+short: n
+   | s k |
+   s <- 0.
+   1 to: n do: [:i |
+      k <- 0.
+      [k < 8] whileTrue: [s <- s + k. k <- k + 1].
+      s <- s + i].
+   ^ s
+!
+EVAL Transcript show: (Tails run: 3000) printString
+EVAL Transcript show: (Tails short: 3000) printString
+";
+    let mut want = 0i64;
+    for i in 1..=3000i64 {
+        want += 28 * i;
+        want = want.rem_euclid(1_000_003) + i / 5;
+    }
+    let short: i64 = (1..=3000i64).map(|i| 28 + i).sum();
+    let outcomes =
+        check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n{short}\n"), "ok");
+    for o in [&outcomes[1], &outcomes[3]] {
+        assert!(o.tail_traces >= 1, "no side trace for the tail: {o:?}");
+        // `short:`'s tail, once (three times when each try counted as one abort of three).
+        assert!((1..=2).contains(&o.short_tails), "short tails: {o:?}");
+    }
 }
 
 /// A method redefined on every pass of an outer loop invalidates the inner loop's trace every

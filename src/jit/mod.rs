@@ -146,6 +146,8 @@ pub struct TraceEntry {
     /// For a side trace that ends at another loop's back edge: that last exit, which the
     /// interpreter continues from (a side trace of it would start at the backward jump).
     pub link_exit: Option<usize>,
+    /// A side trace's last exit at a return out of the loop's frame (see `Step::Returns`).
+    pub return_exit: Option<usize>,
     /// For a root trace without a loop of its own: its last exit, at the header of an inner loop
     /// whose trace the VM enters next (see `recorder::Step::EntersLoop`).
     pub enter_exit: Option<usize>,
@@ -533,13 +535,17 @@ impl Vm {
         // A one-frame exit without virtual objects is linked to a plain side trace by copying
         // its stack (`parent_link`); otherwise only an inheriting side trace can be linked.
         let virtuals = !state.objects.is_empty();
+        let tail = t.loop_exits.get(exit as usize).copied().unwrap_or(false);
         let started = if (frames > 1 || virtuals) && self.jit.options.inherit_exits && inheritable(t, exit) {
             Recorder::start_inherited(self, state, header, loop_end, (parent, exit), dump)
         } else {
             Recorder::start_side(self, frames, header, loop_end, (parent, exit), dump)
         };
         match started {
-            Ok(rec) => self.begin_recording(rec),
+            Ok(mut rec) => {
+                rec.tail = tail;
+                self.begin_recording(rec)
+            }
             Err(why) => {
                 self.note_side_abort(parent, exit, &why);
                 Edge::Continue
@@ -590,6 +596,10 @@ impl Vm {
             }
             Ok(end) => {
                 self.end_recording();
+                if !rec.pays_off(&end) {
+                    self.note_recording_abort(&rec, recorder::ABORT_SHORT_TAIL);
+                    return true;
+                }
                 let closed = match end {
                     Step::Linked => rec.close_link(),
                     Step::Returns => rec.close_returning(),
@@ -628,7 +638,12 @@ impl Vm {
 
     fn note_side_abort(&mut self, parent: u32, exit: u32, why: &str) {
         let t = &mut self.jit.traces[parent as usize];
-        t.side_aborts[exit as usize] = t.side_aborts[exit as usize].saturating_add(1);
+        t.side_aborts[exit as usize] = if why == recorder::ABORT_SHORT_TAIL {
+            // The code after a loop is the same next time: no second try.
+            MAX_SIDE_ABORTS
+        } else {
+            t.side_aborts[exit as usize].saturating_add(1)
+        };
         *self.jit.stats.aborts.entry(format!("side trace: {why}")).or_default() += 1;
         let line = format!("---- abort: side trace of trace {parent} exit s{exit}: {why}\n");
         self.dump_line(&line);
@@ -776,6 +791,7 @@ impl Vm {
             inherits: rec.inherited.is_some(),
             end_exit: rec.end_exit,
             link_exit: rec.link_exit,
+            return_exit: rec.return_exit,
             enter_exit: rec.enter_exit,
             side: vec![None; n_exits],
             side_aborts: vec![0; n_exits],
@@ -833,10 +849,12 @@ impl Vm {
         let mut lap = false;
         let mut completed = false;
         let mut root_completed = false;
+        // Whether the lap left by an exit that ends the loop (into the tail's side trace).
+        let mut ended = false;
         loop {
             if tid == first && lap {
-                self.count_tree_run(first, completed, root_completed);
-                (completed, root_completed) = (false, false);
+                self.count_tree_run(first, completed || ended, root_completed || ended);
+                (completed, root_completed, ended) = (false, false, false);
             }
             let Some(Run { left, exit, done, root_done }) = self.run_trace(tid) else {
                 return if entered { Entered::Ran } else { Entered::No };
@@ -847,10 +865,10 @@ impl Vm {
             let t = &self.jit.traces[tid as usize];
             completed |= done > 0 || t.end_exit == Some(exit);
             root_completed |= root_done;
-            let ends_loop = t.loop_exits.get(exit).copied().unwrap_or(false);
+            ended |= t.loop_exits.get(exit).copied().unwrap_or(false);
             // Where to go next without the interpreter; it takes over for collections and budgets.
             if self.heap.wants_collection() || self.budget.is_some_and(|b| b < 1000) {
-                self.count_tree_run(first, completed || ends_loop, root_completed || ends_loop);
+                self.count_tree_run(first, completed || ended, root_completed || ended);
                 return Entered::Ran;
             }
             if t.end_exit == Some(exit) {
@@ -863,7 +881,7 @@ impl Vm {
                 let Some(inner) = self.loop_trace_here() else { return Entered::Ran };
                 self.jit.stats.inner_loop_entries += 1;
                 (first, tid, lap) = (inner, inner, false);
-                (completed, root_completed) = (false, false);
+                (completed, root_completed, ended) = (false, false, false);
                 continue;
             }
             if let Some(side) = t.side.get(exit).copied().flatten() {
@@ -879,12 +897,12 @@ impl Vm {
             // (its first guard failed): a sibling path.
             let hot = t.depth < MAX_SIDE_DEPTH
                 && (exit != 0 || t.parent.is_some())
-                && !t.loop_exits.get(exit).copied().unwrap_or(true)
+                && t.return_exit != Some(exit)
                 && t.link_exit != Some(exit)
                 && t.exit_counts[exit] >= SIDE_THRESHOLD
                 && t.side_aborts.get(exit).is_some_and(|&a| a < MAX_SIDE_ABORTS);
             let record_side = hot && t.side.get(exit) == Some(&None);
-            self.count_tree_run(first, completed || ends_loop, root_completed || ends_loop);
+            self.count_tree_run(first, completed || ended, root_completed || ended);
             if record_side {
                 return Entered::RecordSide(tid, exit as u32);
             }
@@ -1263,7 +1281,7 @@ fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8, inherit: boo
         let is_end = rec.end_exit == Some(s);
         let may_get_side = depth < MAX_SIDE_DEPTH
             && (s != HEADER_SNAPSHOT.0 as usize || rec.start.parent.is_some())
-            && !rec.loop_exits.get(s).copied().unwrap_or(true)
+            && rec.return_exit != Some(s)
             && rec.link_exit != Some(s)
             && !alias_exits.get(s).copied().unwrap_or(true);
         if !(is_end || may_get_side) {

@@ -121,6 +121,12 @@ pub struct EntryFrame {
     pub sp: usize,
 }
 
+/// The bytecodes (inlined ones included) a tail must record to be compiled (`Recorder::pays_off`).
+pub const MIN_TAIL_STEPS: usize = 16;
+
+/// Why a tail's recording is abandoned when it is too short (`Recorder::pays_off`).
+pub const ABORT_SHORT_TAIL: &str = "tail after the loop too short to pay off";
+
 /// What `observe` decided.
 pub enum Step {
     /// Go on executing and recording.
@@ -205,6 +211,9 @@ pub struct Recorder {
     pre_stack: Vec<Sym>,
     pre_ip: usize,
     steps: usize,
+    /// A side trace from an exit that ends the loop (a *tail*: the code after the loop, up to
+    /// the frame's return or another loop's back edge). See `Recorder::pays_off`.
+    pub tail: bool,
     /// (snapshot, the other side's ip) of every branch guard in the root frame.
     root_branches: Vec<(SnapId, usize)>,
     /// The ip of the loop's back edge (its last instruction), once seen.
@@ -605,6 +614,7 @@ impl Recorder {
             pre_stack: Vec::new(),
             pre_ip,
             steps: 0,
+            tail: false,
             root_branches: Vec::new(),
             loop_end: usize::MAX,
             lookups: Vec::new(),
@@ -632,6 +642,14 @@ impl Recorder {
         let s = self.snapshot()?;
         self.trace.push(Op::Exit, Some(s));
         Ok(s.0 as usize)
+    }
+
+    /// Whether a recording that ended with `end` is worth compiling. A tail that ends at a
+    /// return or at another loop's back edge exits to the interpreter there, as its parent's
+    /// exit did, so all it saves is interpreting its bytecodes: fewer than `MIN_TAIL_STEPS` (a
+    /// `to:do:`'s `^ self`, a sum) do not pay for a trace.
+    pub fn pays_off(&self, end: &Step) -> bool {
+        !(self.tail && matches!(end, Step::Linked | Step::Returns) && self.steps < MIN_TAIL_STEPS)
     }
 
     /// Ends a side trace at another loop's back edge (after `Step::Linked`): an exit before the
@@ -670,6 +688,10 @@ impl Recorder {
             }
         }
         if let Some(s) = self.return_exit {
+            loop_exits[s] = true;
+        }
+        if let (true, Some(s)) = (self.tail, self.link_exit) {
+            // The loop has ended here too (it is another loop's back edge).
             loop_exits[s] = true;
         }
         Recording {
