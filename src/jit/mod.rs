@@ -1263,8 +1263,9 @@ impl LookupChange<'_> {
 
 /// The exits of a recording that may continue straight into another trace of its tree (see
 /// `x64::ExitLink`): those that leave the loop's frame (words 0–3) with its stack in frame-buffer
-/// words and constants, and that may get a side trace (not the loop trace's header, not one
-/// that ends the loop or finds two objects the same, not below the deepest side traces) or are
+/// words and constants, and that may get a side trace (not the loop trace's header, not a side
+/// trace's last exit at a return or at another loop's back edge, not one that finds two objects
+/// the same, not below the deepest side traces; one that ends the loop may, for its tail) or are
 /// a side trace's end, back at the header. With `inherit`, also those that leave inlined frames
 /// above the loop's: their side traces inherit the state (`Recorder::start_inherited`).
 fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8, inherit: bool) -> Vec<x64::ExitLink> {
