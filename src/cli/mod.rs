@@ -50,7 +50,7 @@ pub struct RunArgs {
     /// Interpreter only: never record or run traces.
     #[arg(long)]
     pub no_jit: bool,
-    /// Back edges of a loop before it is recorded as a trace.
+    /// Back edges of a loop before it is recorded as a trace (in a loop's first run, up to 4 times as many while earlier first-run traces have not paid off).
     #[arg(long, value_name = "N", default_value_t = crate::jit::DEFAULT_THRESHOLD, value_parser = clap::value_parser!(u32).range(1..))]
     pub jit_threshold: u32,
     /// Debugging: every guard of every trace fails the first time it runs, so every
