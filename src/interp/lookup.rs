@@ -16,8 +16,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub const WATCH_CLASS: u8 = 1;
 /// Header flag: this object is a methods array that lookups have read; any store flushes.
 pub const WATCH_ALL: u8 = 2;
-/// Header flag: this object is a Method, or the bytecodes of one, whose `MethodData` (quick form,
-/// stack depth, send sites) was derived from it; a store recomputes that data.
+/// Header flag: this object is a Method, or the bytecodes or literals Array of one, whose
+/// `MethodData` (quick form, stack depth, send sites) was derived from it and which traces may
+/// have inlined (a literal is a constant in a trace); a store recomputes that data and drops
+/// every trace.
 pub const WATCH_METHOD: u8 = 16;
 /// Every watch bit: a store into an object with any of them may change what a lookup answers.
 pub const WATCH_MASK: u8 = WATCH_CLASS | WATCH_ALL | WATCH_METHOD;
@@ -238,7 +240,8 @@ impl Vm {
     }
 
     /// Recomputes the data of every method that is `obj` or whose bytecodes are `obj`, in place
-    /// (indices held by running contexts stay valid). Called after a store into either.
+    /// (indices held by running contexts stay valid), and drops every trace. Called after a
+    /// store into either, or into a method's literals (`WATCH_METHOD`).
     #[cold]
     pub(crate) fn refresh_method_data(&mut self, obj: Value) {
         for i in 0..self.method_data.len() {
@@ -254,6 +257,7 @@ impl Vm {
                 if let Some(c) = code {
                     c.set_flags(c.flags() | WATCH_METHOD);
                 }
+                watch_literals(m);
                 d.temp_size = m.slot_checked(meth::TEMP_SIZE).and_then(|t| t.as_int());
                 self.method_data[i] = d;
             }
@@ -268,6 +272,7 @@ impl Vm {
         d.temp_size = method.slot_checked(meth::TEMP_SIZE).and_then(|t| t.as_int());
         method.set_flags(method.flags() | WATCH_METHOD);
         code.set_flags(code.flags() | WATCH_METHOD);
+        watch_literals(method);
         let i = match self.free_method_data.pop() {
             Some(i) => {
                 self.method_data[i] = d;
@@ -297,5 +302,12 @@ impl Vm {
             self.free_method_data.push(i);
         }
         self.method_index_cache = [(0, 0); METHOD_INDEX_CACHE];
+    }
+}
+
+/// Marks `method`'s literals Array: a store into it changes what the method does.
+fn watch_literals(method: Value) {
+    if let Some(l) = method.slot_checked(meth::LITERALS).filter(|l| l.is_pointers()) {
+        l.set_flags(l.flags() | WATCH_METHOD);
     }
 }

@@ -1167,8 +1167,10 @@ impl Vm {
     pub(crate) fn invalidate_traces(&mut self, change: LookupChange) {
         self.abort_recording("a method or class changed during recording");
         let mut dead: Vec<u32> = Vec::new();
+        let everything = matches!(change, LookupChange::Everything);
         for t in self.jit.traces.iter().filter(|t| t.code.is_some()) {
-            if t.lookups.iter().any(|&(cls, sel)| change.may_affect(self, cls, sel)) {
+            // Everything: also traces that folded no lookup (a loop whose literals changed).
+            if everything || t.lookups.iter().any(|&(cls, sel)| change.may_affect(self, cls, sel)) {
                 dead.push(t.id);
             }
         }
