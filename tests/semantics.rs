@@ -485,3 +485,43 @@ EVAL Grow run
     assert_status(&out, 0);
     assert_stdout(&out, "3\n3\ntrue\ntrue\n#(10 20 30 )\n");
 }
+
+/// A send's selector is a literal of its method, read on every send (the reference VM's
+/// `execute` fetches it from the literals Array and caches lookups by selector object and
+/// class). Storing another selector into the literals Array (`Method>>literals`, primitive 5)
+/// makes later sends find the new method: no inline cache outlives the store. 500 sends of
+/// `bar` (1) then 500 of `baz` (100).
+#[test]
+fn a_selector_stored_into_a_methods_literals_is_sent_from_then_on() {
+    let out = run_st(
+        "EVAL Class addNewClass: (Object subclass: 'Sel' variables: '' classVariables: '')
+METHOD Sel
+bar
+   ^ 1
+!
+METHOD Sel
+baz
+   ^ 100
+!
+METHOD Sel
+foo
+   ^ self bar
+!
+META Sel
+run: n
+   | o s lits |
+   o <- Sel new. s <- 0.
+   1 to: n do: [:i |
+      s <- s + o foo.
+      i = 500 ifTrue: [
+         1 to: Sel methods size do: [:k |
+            (Sel methods at: k) name = 'foo' ifTrue: [lits <- (Sel methods at: k) literals]].
+         lits at: 1 put: 'baz']].
+   ^ s
+!
+EVAL Transcript show: (Sel run: 1000) printString
+",
+        &["--no-jit"],
+    );
+    assert_stdout(&out, "50500\n");
+}
