@@ -393,3 +393,51 @@ fn runaway_recursion_stops_at_the_heap_limit() {
     assert_contains(&out, "stderr", "out of memory");
     assert_contains(&out, "stderr", "--max-heap");
 }
+
+/// A host fault (here primitive 30 given a bad index) is reported by sending `error:`. When a
+/// program's `error:` answers instead of stopping, the program goes on with that answer, and a
+/// later fault is reported the same way: each report has returned before the next fault. (Before,
+/// the second fault of one evaluation was taken for a fault inside the first report: fatal.)
+#[test]
+fn a_fault_after_an_error_that_answered_is_reported_again() {
+    let out = run_st(
+        "EVAL Class addNewClass: (Object subclass: 'Faults' variables: '' classVariables: '')
+METHOD Object
+error: str
+   ^ nil
+!
+META Faults
+get: i
+   ^ <30 (Array new: 3) i>
+!
+META Faults
+run
+   | s |
+   s <- 0.
+   (self get: 4) isNil ifTrue: [s <- s + 1].
+   (self get: 5) isNil ifTrue: [s <- s + 10].
+   ^ s
+!
+EVAL Transcript show: Faults run printString
+",
+        &[],
+    );
+    assert_stdout(&out, "11\n");
+}
+
+/// A fault inside the `error:` that reports a fault would report itself forever: it is fatal,
+/// with both faults' context in the message, and status 1.
+#[test]
+fn a_fault_while_reporting_a_fault_is_fatal() {
+    let out = run_st(
+        "METHOD Object
+error: str
+   ^ <30 (Array new: 1) 5>
+!
+EVAL Transcript show: (<30 (Array new: 3) 4>) printString
+",
+        &[],
+    );
+    assert_status(&out, 1);
+    assert_contains(&out, "stderr", "index 5 out of range 1..1 (while reporting an earlier error)");
+}

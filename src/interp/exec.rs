@@ -834,16 +834,41 @@ impl Vm {
     /// Reports a host fault as `receiver error: message`, whose result stands for the failed
     /// instruction's result.
     fn raise_fault(&mut self, msg: String) -> Step {
-        if self.reporting_fault {
-            return Err(VmError::Fatal(format!("{msg} (while reporting an earlier error)")).into());
+        if let Some(report) = self.fault_report {
+            if self.on_active_chain(report) {
+                return Err(VmError::Fatal(format!("{msg} (while reporting an earlier error)")).into());
+            }
         }
-        self.reporting_fault = true;
         tracing::debug!(target: "tracevm::interp", "host fault: {msg}");
+        let faulting = self.regs.ctx;
         let receiver = self.receiver();
         let s = self.new_string(msg.as_bytes());
         let args = self.new_array(&[receiver, s]);
         let sel = self.selectors.error;
-        self.send(sel, args, None, None)
+        let sent = self.send(sel, args, None, None);
+        // An `error:` answered without an activation (a quick method) has already returned.
+        let report = self.regs.ctx;
+        self.fault_report = (report != faulting).then_some(report);
+        if report != faulting {
+            self.mark_escaped(report);
+        }
+        sent
+    }
+
+    /// Whether `c` is the active context or one of its senders (a chain made into a cycle
+    /// counts as containing it).
+    fn on_active_chain(&self, c: Value) -> bool {
+        let mut x = self.regs.ctx;
+        for _ in 0..10_000_000 {
+            if x == c {
+                return true;
+            }
+            if !(x.is_ptr() && x.kind() == Kind::Pointers && x.len() > ctx::PREVIOUS) {
+                return false;
+            }
+            x = x.slot(ctx::PREVIOUS);
+        }
+        true
     }
 
     // ----- the dispatch loop ------------------------------------------------------------------
@@ -1228,7 +1253,7 @@ impl Vm {
     /// Runs `method` with the argument Array `args` (receiver first) as a new top-level process,
     /// then any processes it forked, and answers the method's result.
     pub fn run_method(&mut self, method: Value, args: Value) -> Result<Value, VmError> {
-        self.reporting_fault = false;
+        self.fault_report = None;
         self.abort_recording("a nested run from the host");
         let nil = self.k.nil;
         let array = self.k.array;

@@ -173,8 +173,11 @@ pub struct Vm {
     /// Runs every send as a real activation and never recycles contexts: the reference
     /// behaviour the fast paths (quick methods, context recycling) are tested against.
     pub plain: bool,
-    /// Set while a host fault is being reported, so a fault inside the report is fatal, not a loop.
-    pub(crate) reporting_fault: bool,
+    /// The `error:` activation reporting a host fault, while it may still run: a fault with it
+    /// on the active context chain is fatal, not a loop of reports. Once that activation has
+    /// returned, later faults are reported again (an `error:` that answers lets the program go
+    /// on). A root, and never recycled, so that its address names it alone.
+    pub(crate) fault_report: Option<Value>,
     /// The trace JIT (options, traces, the recording in progress).
     pub jit: crate::jit::Jit,
     /// Whether the native compiler may stand in for the image's (see `compiler`).
@@ -280,7 +283,7 @@ impl Vm {
             budget: None,
             max_heap_bytes: DEFAULT_MAX_HEAP_MIB << 20,
             plain: false,
-            reporting_fault: false,
+            fault_report: None,
             jit: crate::jit::Jit::default(),
             compiler_watch: crate::compiler::CompilerWatch::default(),
         };
@@ -373,6 +376,9 @@ impl Vm {
             gc.mark(v);
         }
         gc.mark(self.regs.ctx);
+        if let Some(r) = self.fault_report {
+            gc.mark(r);
+        }
         self.jit.mark(&mut gc);
         self.compiler_watch.mark(&mut gc);
         if self.jit.recording() {
