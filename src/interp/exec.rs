@@ -848,9 +848,10 @@ impl Vm {
         let sent = self.send(sel, args, None, None);
         // An `error:` answered without an activation (a quick method) has already returned.
         let report = self.regs.ctx;
-        self.fault_report = (report != faulting).then_some(report);
+        self.fault_report = None;
         if report != faulting {
             self.mark_escaped(report);
+            self.fault_report = Some(report);
         }
         sent
     }

@@ -849,12 +849,10 @@ impl Vm {
         let mut lap = false;
         let mut completed = false;
         let mut root_completed = false;
-        // Whether the lap left by an exit that ends the loop (into the tail's side trace).
-        let mut ended = false;
         loop {
             if tid == first && lap {
-                self.count_tree_run(first, completed || ended, root_completed || ended);
-                (completed, root_completed, ended) = (false, false, false);
+                self.count_tree_run(first, completed, root_completed);
+                (completed, root_completed) = (false, false);
             }
             let Some(Run { left, exit, done, root_done }) = self.run_trace(tid) else {
                 return if entered { Entered::Ran } else { Entered::No };
@@ -865,10 +863,13 @@ impl Vm {
             let t = &self.jit.traces[tid as usize];
             completed |= done > 0 || t.end_exit == Some(exit);
             root_completed |= root_done;
-            ended |= t.loop_exits.get(exit).copied().unwrap_or(false);
+            if t.loop_exits.get(exit).copied().unwrap_or(false) {
+                // The loop ended (perhaps into its tail's side trace): that lap was fine.
+                (completed, root_completed) = (true, true);
+            }
             // Where to go next without the interpreter; it takes over for collections and budgets.
             if self.heap.wants_collection() || self.budget.is_some_and(|b| b < 1000) {
-                self.count_tree_run(first, completed || ended, root_completed || ended);
+                self.count_tree_run(first, completed, root_completed);
                 return Entered::Ran;
             }
             if t.end_exit == Some(exit) {
@@ -881,7 +882,7 @@ impl Vm {
                 let Some(inner) = self.loop_trace_here() else { return Entered::Ran };
                 self.jit.stats.inner_loop_entries += 1;
                 (first, tid, lap) = (inner, inner, false);
-                (completed, root_completed, ended) = (false, false, false);
+                (completed, root_completed) = (false, false);
                 continue;
             }
             if let Some(side) = t.side.get(exit).copied().flatten() {
@@ -902,7 +903,7 @@ impl Vm {
                 && t.exit_counts[exit] >= SIDE_THRESHOLD
                 && t.side_aborts.get(exit).is_some_and(|&a| a < MAX_SIDE_ABORTS);
             let record_side = hot && t.side.get(exit) == Some(&None);
-            self.count_tree_run(first, completed || ended, root_completed || ended);
+            self.count_tree_run(first, completed, root_completed);
             if record_side {
                 return Entered::RecordSide(tid, exit as u32);
             }
