@@ -100,5 +100,5 @@ programs! {
     p37_alias_args p38_licm p39_list_grow p40_nan p41_gc p42_block_arity p43_inherit_override
     p44_context p45_signed_bytes p46_dead_home p47_deeprec q01_fork_sem q02_dispatch_in_loop
     q03_strings_build q04_deep_in_loop q05_inherited_method_guard q06_array_literals q07_loop_tails
-    q08_literal_stores
+    q08_literal_stores q09_descending_tails
 }

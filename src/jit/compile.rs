@@ -70,6 +70,9 @@ pub(crate) fn compile(job: Job) -> Compiled {
         let ends = rec.loop_exits.get(origin).copied().unwrap_or(false);
         rec.loop_exits.resize(s, false);
         rec.loop_exits.push(ends);
+        let below = rec.below_loop.get(origin).copied().unwrap_or(false);
+        rec.below_loop.resize(s, false);
+        rec.below_loop.push(below);
     }
     for (state, _) in rec.exits.iter_mut().zip(&kept).filter(|(_, &k)| !k) {
         *state = ExitState::default();

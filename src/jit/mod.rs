@@ -157,6 +157,9 @@ pub struct TraceEntry {
     pub depth: u8,
     /// The ip of the loop's back edge in its method (for telling which exits end the loop).
     pub loop_end: usize,
+    /// Per snapshot: it is below the loop's frame (see `Recording::below_loop`), so leaving by
+    /// it gets no side trace.
+    pub below_loop: Vec<bool>,
     /// For a loop trace: the side trace attached to each exit, and aborted attempts to record one.
     pub side: Vec<Option<u32>>,
     pub side_aborts: Vec<u8>,
@@ -504,11 +507,22 @@ impl Vm {
     /// entering another loop is never entered this way, so entering never chains without a
     /// loop's iteration (and its fuel) in between.
     pub(crate) fn loop_trace_here(&self) -> Option<u32> {
-        let slot = self.method_data.get(self.regs.data)?.loops.iter().find(|l| l.ip == self.regs.ip as u32)?;
+        self.loop_trace_at(self.regs.ip)
+    }
+
+    /// `loop_trace_here` for the loop whose header is `header` in the running method.
+    fn loop_trace_at(&self, header: usize) -> Option<u32> {
+        let slot = self.method_data.get(self.regs.data)?.loops.iter().find(|l| l.ip == header as u32)?;
         let key = self.entry_key();
         let tid = slot.keys.iter().find(|k| k.key == key)?.trace?;
         let t = self.jit.traces.get(tid as usize)?;
         (t.code.is_some() && t.parent.is_none() && t.enter_exit.is_none()).then_some(tid)
+    }
+
+    /// Whether the loop at `header` in the running context (about to jump back to it) has a
+    /// loop trace of its own for this context's entry key.
+    pub(crate) fn loops_at(&self, header: usize) -> bool {
+        self.loop_trace_at(header).is_some()
     }
 
     /// Hands the dispatch loop to `rec`.
@@ -782,6 +796,7 @@ impl Vm {
             root,
             depth,
             loop_end: rec.loop_end,
+            below_loop: rec.below_loop,
             start,
             code: Some(code),
             exits: rec.exits,
@@ -897,6 +912,7 @@ impl Vm {
             // A loop trace's snapshot 0 is its loop header; a side trace's is where it starts
             // (its first guard failed): a sibling path.
             let hot = t.depth < MAX_SIDE_DEPTH
+                && !t.below_loop.get(exit).copied().unwrap_or(true)
                 && (exit != 0 || t.parent.is_some())
                 && t.return_exit != Some(exit)
                 && t.link_exit != Some(exit)
@@ -1276,6 +1292,9 @@ fn linkable_exits(rec: &Recording, alias_exits: &[bool], depth: u8, inherit: boo
     let mut out = Vec::new();
     for (s, state) in rec.exits.iter().enumerate() {
         let Some(frame) = state.frames.first() else { continue };
+        if rec.below_loop.get(s).copied().unwrap_or(true) {
+            continue;
+        }
         if frame.kind != (FrameKind::Real { ctx: Loc::Slot(0) }) {
             continue;
         }

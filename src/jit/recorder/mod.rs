@@ -121,6 +121,11 @@ pub struct EntryFrame {
     pub sp: usize,
 }
 
+/// Returns a tail may follow out of its bottom frame into the real contexts below
+/// (`Recorder::descend`): from an inner loop's frame, through the block that ran it, to the
+/// outer loop's frame, and a little further.
+pub const MAX_DESCENTS: u32 = 4;
+
 /// The bytecodes (inlined ones included) a tail must record to be compiled (`Recorder::pays_off`).
 pub const MIN_TAIL_STEPS: usize = 16;
 
@@ -175,6 +180,10 @@ pub struct Recording {
     pub lookups: Vec<(Value, Value)>,
     /// The ip of the loop's back edge (`usize::MAX` when not seen).
     pub loop_end: usize,
+    /// Per snapshot: it was taken where the loop's frame had returned (a tail that descended
+    /// into the contexts below it, `Recorder::descend`). There the bottom frame is not the
+    /// loop's: no side trace, no link (frame-buffer words 0–3 would not be the loop's context).
+    pub below_loop: Vec<bool>,
     /// For a side trace that inherits its parent's exit state: the parent's exit words it reads
     /// (as frame-buffer words `INHERITED_BASE + k`), which the parent's linked exit must write.
     /// Such a trace is entered by that link only, never from the VM.
@@ -214,6 +223,12 @@ pub struct Recorder {
     /// A side trace from an exit that ends the loop (a *tail*: the code after the loop, up to
     /// the frame's return or another loop's back edge). See `Recorder::pays_off`.
     pub tail: bool,
+    /// Returns a tail made out of its bottom frame (`descend`), and the first snapshot taken for
+    /// the first of them.
+    descended: u32,
+    below_loop: Option<usize>,
+    /// A descended tail went on through a back edge into the next iteration of a loop below.
+    crossed: bool,
     /// (snapshot, the other side's ip) of every branch guard in the root frame.
     root_branches: Vec<(SnapId, usize)>,
     /// The ip of the loop's back edge (its last instruction), once seen.
@@ -615,6 +630,9 @@ impl Recorder {
             pre_ip,
             steps: 0,
             tail: false,
+            descended: 0,
+            below_loop: None,
+            crossed: false,
             root_branches: Vec::new(),
             loop_end: usize::MAX,
             lookups: Vec::new(),
@@ -672,6 +690,9 @@ impl Recorder {
     /// telling which exits end the outer loop).
     pub fn close_entering(&mut self) -> Result<(), Abort> {
         self.enter_exit = Some(self.exit_here()?);
+        if self.start.parent.is_some() {
+            return Ok(()); // a tail that descended (`descend`): its loop is its tree's
+        }
         self.trace.drop_loop();
         let code = self.start.method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes());
         let code = code.map(|c| c.bytes()).unwrap_or(&[]);
@@ -694,6 +715,12 @@ impl Recorder {
             // The loop has ended here too (it is another loop's back edge).
             loop_exits[s] = true;
         }
+        let mut below_loop = vec![false; self.exits.len()];
+        if let Some(first) = self.below_loop {
+            // Below the loop's frame the loop is over.
+            loop_exits[first..].iter_mut().for_each(|e| *e = true);
+            below_loop[first..].iter_mut().for_each(|e| *e = true);
+        }
         Recording {
             loop_exits,
             end_exit: self.end_exit,
@@ -709,6 +736,7 @@ impl Recorder {
             log: self.log.unwrap_or_default(),
             lookups: self.lookups,
             loop_end: self.loop_end,
+            below_loop,
             inherited: self.inherited,
         }
     }
@@ -927,7 +955,12 @@ impl Recorder {
     /// Records the bytecode the interpreter is about to execute.
     pub fn observe(&mut self, vm: &mut Vm) -> Result<Step, Abort> {
         let (ctx_now, ip, sp, method) = (vm.regs.ctx, vm.regs.ip, vm.regs.sp, vm.regs.method);
-        if self.steps > 0 && self.frames.len() == 1 && ctx_now == self.start.root_ctx && ip == self.start.header {
+        if self.steps > 0
+            && self.descended == 0
+            && self.frames.len() == 1
+            && ctx_now == self.start.root_ctx
+            && ip == self.start.header
+        {
             if !self.frames[0].stack.is_empty() {
                 return abort("loop closes with a non-empty stack");
             }
@@ -948,7 +981,7 @@ impl Recorder {
         self.pre_ip = ip;
         self.pre_stack = self.top().stack.clone();
         self.snap = None;
-        if self.start.parent.is_none() && self.steps > 1 && vm.loop_trace_here().is_some() {
+        if (self.start.parent.is_none() || self.descended > 0) && self.steps > 1 && vm.loop_trace_here().is_some() {
             return Ok(Step::EntersLoop);
         }
         let Some(d) = decode(vm.regs.code, ip) else {
@@ -1087,10 +1120,13 @@ impl Recorder {
             15 => match n {
                 1 | 2 => {
                     if self.frames.len() == 1 {
-                        if self.start.parent.is_some() && self.steps > 1 {
-                            return Ok(Step::Returns);
+                        if self.start.parent.is_none() || self.steps <= 1 {
+                            return abort(ABORT_LOOP_RETURNED);
                         }
-                        return abort(ABORT_LOOP_RETURNED);
+                        let Some(caller) = self.caller_to_descend_to(vm) else { return Ok(Step::Returns) };
+                        let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
+                        self.descend(caller, v)?;
+                        return Ok(Step::Continue);
                     }
                     let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
                     let free = self.free_snapshot()?;
@@ -1134,13 +1170,22 @@ impl Recorder {
                 6 => {
                     let t = d.extra as usize;
                     if t < next {
-                        if !(self.frames.len() == 1 && t == self.start.header) {
-                            if self.start.parent.is_some() && self.steps > 1 {
+                        if !(self.frames.len() == 1 && t == self.start.header && self.descended == 0) {
+                            if self.start.parent.is_none() || self.steps <= 1 {
+                                return abort("inner loop");
+                            }
+                            // A descended tail goes on once into the next iteration of a loop
+                            // below that has no loop trace (an outer loop whose trace, if any,
+                            // only leads to an inner loop's): up to that inner loop's header
+                            // (`Step::EntersLoop`), instead of through the interpreter.
+                            let through = self.descended > 0 && !self.crossed && self.frames.len() == 1;
+                            if !through || vm.loops_at(t) {
                                 return Ok(Step::Linked);
                             }
-                            return abort("inner loop");
+                            self.crossed = true;
+                        } else {
+                            self.loop_end = ip;
                         }
-                        self.loop_end = ip;
                     }
                 }
                 7 | 8 => {
@@ -1151,7 +1196,7 @@ impl Recorder {
                             let k = vm.k;
                             if c == k.true_ || c == k.false_ {
                                 self.guard(Op::GuardIs(r, c))?;
-                                if self.frames.len() == 1 {
+                                if self.frames.len() == 1 && self.descended == 0 {
                                     let taken = c == if n == 7 { k.true_ } else { k.false_ };
                                     let other = if taken { next } else { d.extra as usize };
                                     let snap = self.snapshot()?;
@@ -1179,6 +1224,82 @@ impl Recorder {
             _ => return abort("bad opcode"),
         }
         Ok(Step::Continue)
+    }
+
+    /// The context a tail's bottom frame returns to, when the tail may follow the return there
+    /// (`descend`): a well-formed method or block context.
+    fn caller_to_descend_to(&self, vm: &Vm) -> Option<Value> {
+        if !self.tail || self.descended >= MAX_DESCENTS || !matches!(self.frames[0].ty, FrameType::Real { .. }) {
+            return None;
+        }
+        let c = vm.regs.ctx.slot_checked(ctx::PREVIOUS)?;
+        let well_formed = c.is_pointers()
+            && (c.len() == ctx::SIZE || c.len() == ctx::BLOCK_SIZE)
+            && c.slot(ctx::METHOD).slot_checked(meth::BYTECODES).is_some_and(|b| b.is_bytes())
+            && c.slot(ctx::BYTE_POINTER).as_int().is_some_and(|ip| ip >= 0)
+            && c.slot(ctx::STACK_TOP).as_int().is_some_and(|sp| {
+                let stack = c.slot(ctx::STACK);
+                sp >= 0 && stack.is_pointers() && stack.len() >= sp as usize
+            });
+        well_formed.then_some(c)
+    }
+
+    /// A tail's bottom frame (real) returns `v` to `caller`, the context below it: the tail
+    /// follows it there, as LuaJIT's traces follow a return to a lower frame. The caller becomes
+    /// the bottom frame, read from the heap and guarded to be the context it was when recorded
+    /// (its length, method, ip and stack depth); the returning context is freed as the
+    /// interpreter frees it. Every guard exits before the return, which the interpreter then
+    /// makes. Exits from here on are below the loop's frame (`Recording::below_loop`).
+    fn descend(&mut self, caller: Value, v: Sym) -> Result<(), Abort> {
+        let FrameType::Real { ctx: done_ctx } = self.frames[0].ty else { return abort("descend from a virtual frame") };
+        let s = self.snapshot()?;
+        self.below_loop.get_or_insert(s.0 as usize);
+        let int = |n: usize| Value::from_int(n as i32);
+        let (len, method) = (caller.len(), caller.slot(ctx::METHOD));
+        let ip = caller.slot(ctx::BYTE_POINTER).as_int().unwrap_or(0) as usize;
+        let sp = caller.slot(ctx::STACK_TOP).as_int().unwrap_or(0) as usize;
+        let stack_obj = caller.slot(ctx::STACK);
+        let c = self.emit(Op::LoadSlot(done_ctx, ctx::PREVIOUS as u32));
+        self.guard(Op::GuardKind(c, Kind::Pointers as u8))?;
+        let l = self.emit(Op::LoadLen(c));
+        self.guard(Op::GuardIs(l, int(len)))?;
+        for (slot, want) in [(ctx::METHOD, method), (ctx::BYTE_POINTER, int(ip)), (ctx::STACK_TOP, int(sp))] {
+            let x = self.emit(Op::LoadSlot(c, slot as u32));
+            self.guard(Op::GuardIs(x, want))?;
+        }
+        let args = self.emit(Op::LoadSlot(c, ctx::ARGUMENTS as u32));
+        let temps = self.emit(Op::LoadSlot(c, ctx::TEMPORARIES as u32));
+        let mut stack = Vec::with_capacity(sp + 1);
+        if sp > 0 {
+            let st = self.emit(Op::LoadSlot(c, ctx::STACK as u32));
+            self.guard(Op::GuardKind(st, Kind::Pointers as u8))?;
+            self.guard(Op::GuardLen(st, sp as u32 - 1))?;
+            for j in 0..sp {
+                stack.push(Sym::Ir(self.emit(Op::LoadSlot(st, j as u32))));
+            }
+        }
+        stack.push(v);
+        let free = self.free_snapshot()?;
+        let done = self.frames.pop().expect("the bottom frame");
+        self.check_no_dangling(done.id, v)?;
+        self.free_context(&done, free);
+        let id = self.next_frame;
+        self.next_frame += 1;
+        self.frames.push(Frame {
+            id,
+            ty: FrameType::Real { ctx: c },
+            method,
+            args: Sym::Ir(args),
+            temps: Sym::Ir(temps),
+            stack,
+            ip,
+            stack_size: stack_obj.len() as u32,
+            // A method context is its own home; a block context's is loaded when needed.
+            home: (len < ctx::BLOCK_SIZE).then_some(CtxRef::Real(c)),
+            escaped: false,
+        });
+        self.descended += 1;
+        Ok(())
     }
 
     /// The home context of the top frame (loading a real block context's home once).
