@@ -833,8 +833,8 @@ fn loops_run_once_stop_being_compiled_when_their_traces_do_not_pay_off() {
 /// The code after an inner loop (its tail) runs as a side trace of the loop's ending exit.
 /// Here the tail sends `\\` and `//` on every outer iteration; interpreted, it was most of the
 /// JIT's run (215 ms against 357 ms with the JIT off; now 68 ms). A tail of a few bytecodes
-/// that ends at the outer loop's back edge in the same frame (a sum) is not worth a trace and
-/// is recorded once only.
+/// that ends where it cannot go on (here a fifth return in a row, beyond `MAX_DESCENTS`) is not
+/// worth a trace and is recorded once only.
 #[test]
 fn the_code_after_an_inner_loop_runs_as_a_side_trace() {
     let program = "EVAL Class addNewClass: (Object subclass: 'Tails' variables: '' classVariables: '')
@@ -849,14 +849,33 @@ run: n
    ^ s
 !
 META Tails
+eight
+   | s k |
+   s <- 0. k <- 0.
+   [k < 8] whileTrue: [s <- s + k. k <- k + 1].
+   ^ s
+!
+META Tails
+via1
+   ^ self eight
+!
+META Tails
+via2
+   ^ self via1
+!
+META Tails
+via3
+   ^ self via2
+!
+META Tails
+via4
+   ^ self via3
+!
+META Tails
 short: n
-   | s k i |
-   s <- 0. i <- 1.
-   [i <= n] whileTrue: [
-      k <- 0.
-      [k < 8] whileTrue: [s <- s + k. k <- k + 1].
-      s <- s + i.
-      i <- i + 1].
+   | s |
+   s <- 0.
+   1 to: n do: [:i | s <- s + self via4 + i].
    ^ s
 !
 EVAL Transcript show: (Tails run: 3000) printString
@@ -908,6 +927,37 @@ EVAL Transcript show: (Nest run: 3000) printString
     assert!(on.trace_entries < 3300, "more than one VM entry per outer iteration: {on:?}");
     // Each `to:do:` context the tail returns from is freed, as the interpreter frees it.
     assert!(on.freed_contexts > 2500, "the tail does not free what it returns from: {on:?}");
+}
+
+/// Two `whileTrue:` loops nested in one method: the inner loop's tail runs the rest of the outer
+/// iteration in the same frame, takes the outer back edge (that loop has no trace of its own)
+/// and comes back to the inner loop's header, where it links to the inner loop's trace. The
+/// whole nest runs in machine code (300 000 × 4: 45.6 → 7.3 ms; 95 ms interpreted).
+#[test]
+fn nested_loops_in_one_method_run_without_the_vm() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'WNest' variables: '' classVariables: '')
+META WNest
+run: n
+   | s i j |
+   s <- 0. i <- 0.
+   [i < n] whileTrue: [
+      j <- 0.
+      [j < 4] whileTrue: [s <- s + (i * j). j <- j + 1].
+      s <- s \\\\ 1000003.
+      i <- i + 1].
+   ^ s
+!
+EVAL Transcript show: (WNest run: 3000) printString
+";
+    let mut want = 0i64;
+    for i in 0..3000i64 {
+        want = (want + 6 * i).rem_euclid(1_000_003);
+    }
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    // Without the tail, each outer iteration left compiled code for the interpreter.
+    assert!(on.trace_entries < 200, "outer iterations go through the VM: {on:?}");
+    assert!(on.linked_entries > 2500, "the tail is not linked back to the inner loop: {on:?}");
 }
 
 /// A method redefined on every pass of an outer loop invalidates the inner loop's trace every

@@ -227,7 +227,7 @@ pub struct Recorder {
     /// the first of them.
     descended: u32,
     below_loop: Option<usize>,
-    /// A descended tail went on through a back edge into the next iteration of a loop below.
+    /// A tail went on through an outer loop's back edge into its next iteration.
     crossed: bool,
     /// (snapshot, the other side's ip) of every branch guard in the root frame.
     root_branches: Vec<(SnapId, usize)>,
@@ -981,7 +981,8 @@ impl Recorder {
         self.pre_ip = ip;
         self.pre_stack = self.top().stack.clone();
         self.snap = None;
-        if (self.start.parent.is_none() || self.descended > 0) && self.steps > 1 && vm.loop_trace_here().is_some() {
+        let entering = self.start.parent.is_none() || self.descended > 0 || self.crossed;
+        if entering && self.steps > 1 && vm.loop_trace_here().is_some() {
             return Ok(Step::EntersLoop);
         }
         let Some(d) = decode(vm.regs.code, ip) else {
@@ -1174,11 +1175,12 @@ impl Recorder {
                             if self.start.parent.is_none() || self.steps <= 1 {
                                 return abort("inner loop");
                             }
-                            // A descended tail goes on once into the next iteration of a loop
-                            // below that has no loop trace (an outer loop whose trace, if any,
-                            // only leads to an inner loop's): up to that inner loop's header
+                            // A tail goes on once into the next iteration of an outer loop that
+                            // has no loop trace (whose trace, if any, only leads to an inner
+                            // loop's), in its own frame or one it descended to: up to an inner
+                            // loop's header, its own (`Step::Closed`) or one with a trace
                             // (`Step::EntersLoop`), instead of through the interpreter.
-                            let through = self.descended > 0 && !self.crossed && self.frames.len() == 1;
+                            let through = self.tail && !self.crossed && self.frames.len() == 1;
                             if !through || vm.loops_at(t) {
                                 return Ok(Step::Linked);
                             }
@@ -1196,7 +1198,7 @@ impl Recorder {
                             let k = vm.k;
                             if c == k.true_ || c == k.false_ {
                                 self.guard(Op::GuardIs(r, c))?;
-                                if self.frames.len() == 1 && self.descended == 0 {
+                                if self.frames.len() == 1 && self.descended == 0 && !self.crossed {
                                     let taken = c == if n == 7 { k.true_ } else { k.false_ };
                                     let other = if taken { next } else { d.extra as usize };
                                     let snap = self.snapshot()?;
