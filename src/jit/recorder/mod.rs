@@ -11,9 +11,10 @@
 //! concrete values made (receiver classes at sends, branch directions, SmallInt-ness, bounds,
 //! overflow). It never changes the interpreter's state, and it aborts — never guesses — on
 //! anything it does not model: an unsupported primitive, a virtual object escaping into the heap,
-//! a return out of the root frame, an inner loop without a trace of its own, a trace that grows
-//! too long. An inner loop that has a trace ends the recording at its header instead
-//! (`Step::EntersLoop`). A side trace of an exit inside inlined frames, or of one whose state has
+//! a loop trace's return out of the root frame, an inner loop without a trace of its own, a
+//! trace that grows too long. An inner loop that has a trace ends the recording at its header
+//! instead (`Step::EntersLoop`). A tail (the side trace of an exit that ends the loop) follows
+//! returns out of the loop's frame into the real contexts below (`Recorder::descend`). A side trace of an exit inside inlined frames, or of one whose state has
 //! virtual objects, inherits the exit's state (`start_inherited`): those frames and objects
 //! stay virtual. Otherwise a return from a real frame (a
 //! context a side trace started from) frees that context as the interpreter's return would
@@ -146,10 +147,11 @@ pub enum Step {
     /// the interpreter makes the return. (A loop trace's recording aborts there instead: that
     /// iteration did not loop.)
     Returns,
-    /// A loop trace's recording reached the header of an inner loop that has a loop trace of its
-    /// own: it ends there (`close_entering`), and the VM enters that trace next. LuaJIT links a
-    /// root trace to another root trace the same way. Without it an inner loop's trace is only
-    /// entered at its first back edge, so every outer iteration would interpret one inner one.
+    /// A loop trace's recording (or a tail's that went on past its loop) reached the header of
+    /// an inner loop that has a loop trace of its own: it ends there (`close_entering`), and the
+    /// VM enters that trace next. LuaJIT links a root trace to another root trace the same way.
+    /// Without it an inner loop's trace is only entered at its first back edge, so every outer
+    /// iteration would interpret one inner one.
     EntersLoop,
 }
 
@@ -220,8 +222,9 @@ pub struct Recorder {
     pre_stack: Vec<Sym>,
     pre_ip: usize,
     steps: usize,
-    /// A side trace from an exit that ends the loop (a *tail*: the code after the loop, up to
-    /// the frame's return or another loop's back edge). See `Recorder::pays_off`.
+    /// A side trace from an exit that ends the loop (a *tail*: the code after the loop, through
+    /// returns into the contexts below (`descend`) and once through an outer loop's back edge,
+    /// up to an inner loop's header or where it cannot go on). See `Recorder::pays_off`.
     pub tail: bool,
     /// Returns a tail made out of its bottom frame (`descend`), and the first snapshot taken for
     /// the first of them.
@@ -691,7 +694,7 @@ impl Recorder {
     pub fn close_entering(&mut self) -> Result<(), Abort> {
         self.enter_exit = Some(self.exit_here()?);
         if self.start.parent.is_some() {
-            return Ok(()); // a tail that descended (`descend`): its loop is its tree's
+            return Ok(()); // a tail that went on past its loop: its loop is its tree's
         }
         self.trace.drop_loop();
         let code = self.start.method.slot_checked(meth::BYTECODES).filter(|c| c.is_bytes());
@@ -1235,10 +1238,15 @@ impl Recorder {
             return None;
         }
         let c = vm.regs.ctx.slot_checked(ctx::PREVIOUS)?;
-        let well_formed = c.is_pointers()
-            && (c.len() == ctx::SIZE || c.len() == ctx::BLOCK_SIZE)
-            && c.slot(ctx::METHOD).slot_checked(meth::BYTECODES).is_some_and(|b| b.is_bytes())
+        if !c.is_pointers() || !(c.len() == ctx::SIZE || c.len() == ctx::BLOCK_SIZE) {
+            return None;
+        }
+        let (args, temps) = (c.slot(ctx::ARGUMENTS), c.slot(ctx::TEMPORARIES));
+        let well_formed = c.slot(ctx::METHOD).slot_checked(meth::BYTECODES).is_some_and(|b| b.is_bytes())
             && c.slot(ctx::BYTE_POINTER).as_int().is_some_and(|ip| ip >= 0)
+            && args.is_pointers()
+            && !args.is_empty()
+            && (temps == self.nil || temps.is_pointers())
             && c.slot(ctx::STACK_TOP).as_int().is_some_and(|sp| {
                 let stack = c.slot(ctx::STACK);
                 sp >= 0 && stack.is_pointers() && stack.len() >= sp as usize
@@ -1269,12 +1277,21 @@ impl Recorder {
             let x = self.emit(Op::LoadSlot(c, slot as u32));
             self.guard(Op::GuardIs(x, want))?;
         }
+        // What the interpreter's return checks of a context Smalltalk may have changed
+        // (`load_context_checked`): non-empty arguments, temporaries nil or an Array, a stack
+        // Array holding `sp` values.
         let args = self.emit(Op::LoadSlot(c, ctx::ARGUMENTS as u32));
+        self.guard(Op::GuardKind(args, Kind::Pointers as u8))?;
+        self.guard(Op::GuardLen(args, 0))?;
         let temps = self.emit(Op::LoadSlot(c, ctx::TEMPORARIES as u32));
+        match caller.slot(ctx::TEMPORARIES) {
+            t if t == self.nil => self.guard(Op::GuardIs(temps, t))?,
+            _ => self.guard(Op::GuardKind(temps, Kind::Pointers as u8))?,
+        };
+        let st = self.emit(Op::LoadSlot(c, ctx::STACK as u32));
+        self.guard(Op::GuardKind(st, Kind::Pointers as u8))?;
         let mut stack = Vec::with_capacity(sp + 1);
         if sp > 0 {
-            let st = self.emit(Op::LoadSlot(c, ctx::STACK as u32));
-            self.guard(Op::GuardKind(st, Kind::Pointers as u8))?;
             self.guard(Op::GuardLen(st, sp as u32 - 1))?;
             for j in 0..sp {
                 stack.push(Sym::Ir(self.emit(Op::LoadSlot(st, j as u32))));
