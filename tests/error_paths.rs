@@ -441,3 +441,54 @@ EVAL Transcript show: (<30 (Array new: 3) 4>) printString
     assert_status(&out, 1);
     assert_contains(&out, "stderr", "index 5 out of range 1..1 (while reporting an earlier error)");
 }
+
+/// A Block whose method slot Smalltalk overwrote is refused by `value:` with an error, not
+/// run (its context is loaded unchecked, as one the VM made: the VM panicked on it).
+#[test]
+fn a_block_whose_method_was_overwritten_is_an_error() {
+    for bad in ["7", "nil", "(3 @ 4)"] {
+        let out = run_st(
+            &format!(
+                "METHOD Object
+broken | b |
+   b <- [:x | x + 1].
+   Object in: b at: 1 put: {bad}.
+   ^ b value: 3
+!
+EVAL Transcript show: nil broken
+"
+            ),
+            &[],
+        );
+        assert_status(&out, 1);
+        assert_contains(&out, "stderr", "Error: primitive 8: malformed block");
+    }
+}
+
+/// A method whose temporarySize slot was set absurdly large is refused when sent, instead of
+/// asking for a 16 GB temporaries Array (which panicked).
+#[test]
+fn a_method_with_an_absurd_temporary_size_is_an_error() {
+    let out = run_st(
+        "METHOD Object
+mt | a |
+   a <- 3.
+   ^ a
+!
+EVAL Object in: (Object methods inject: nil into: [:a :m | m name = 'mt' ifTrue: [m] ifFalse: [a]]) at: 5 put: 2000000000
+EVAL Transcript show: nil mt
+",
+        &[],
+    );
+    assert_status(&out, 1);
+    assert_contains(&out, "stderr", "Error: sent method's temporarySize 2000000000 is out of range");
+}
+
+/// An expression of 70 000 binary messages in a row: the native compiler leaves it to the
+/// image's (its parse tree would overflow the native stack, which aborted the VM), and it runs.
+#[test]
+fn a_very_long_message_chain_compiles() {
+    let source = format!("EVAL Transcript show: 1{}\n", " + 1".repeat(70_000));
+    let out = run_st(&source, &[]);
+    assert_stdout(&out, "70001\n");
+}

@@ -64,6 +64,12 @@ pub(crate) struct ParsedMethod {
 
 /// Nesting beyond which the port declines (the image's parser has no limit; Rust's stack has).
 const MAX_DEPTH: usize = 400;
+/// Unary and binary messages in one method. Each link of a chain (`1 + 1 + … + 1`,
+/// `x size printString size …`) is a level of the parse tree, which encoding and dropping walk
+/// recursively: a chain of 70 000 overflowed the native stack. Together with `MAX_DEPTH` this
+/// bounds the tree's height; a method beyond it goes to the image's compiler, whose recursion
+/// is on the heap.
+const MAX_LINKS: usize = 4000;
 
 fn is_blank(c: u8) -> bool {
     c == 32 || c == 9 || c == 10
@@ -100,6 +106,8 @@ pub(crate) struct Parser<'a> {
     max_temps: usize,
     globals: &'a mut dyn FnMut(&[u8]) -> Option<Value>,
     depth: usize,
+    /// Unary and binary messages so far (`MAX_LINKS`).
+    links: usize,
 }
 
 type Parse<T> = Result<T, Decline>;
@@ -124,6 +132,7 @@ impl<'a> Parser<'a> {
             max_temps: 0,
             globals,
             depth: 0,
+            links: 0,
         }
     }
 
@@ -424,6 +433,7 @@ impl<'a> Parser<'a> {
     fn binary_continuation(&mut self, base: Node) -> Parse<Node> {
         let mut receiver = self.unary_continuation(base)?;
         while self.token_is_binary() {
+            self.count_link()?;
             let name = self.take_token();
             self.next_lex()?;
             let term = self.read_term()?;
@@ -433,9 +443,19 @@ impl<'a> Parser<'a> {
         Ok(receiver)
     }
 
+    /// One more unary or binary message (see `MAX_LINKS`).
+    fn count_link(&mut self) -> Parse<()> {
+        self.links += 1;
+        match self.links > MAX_LINKS {
+            true => Err(Decline::Quirk("too many messages for the native compiler")),
+            false => Ok(()),
+        }
+    }
+
     fn unary_continuation(&mut self, base: Node) -> Parse<Node> {
         let mut receiver = base;
         while self.token_is_name() {
+            self.count_link()?;
             receiver = Node::Message { receiver: Box::new(receiver), name: self.take_token(), arguments: Vec::new() };
             self.next_lex()?;
         }

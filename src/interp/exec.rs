@@ -150,6 +150,11 @@ fn slots(v: Value) -> Slots {
     Slots::new(v).unwrap_or(Slots::none())
 }
 
+/// The largest temporarySize a method may declare. Bytecodes address 256 temporaries at most;
+/// a larger size only asks for memory (a Method whose size slot was set to 2 000 000 000 made
+/// activation attempt a 16 GB Array).
+pub(crate) const MAX_TEMPORARIES: i32 = 1 << 16;
+
 #[inline(always)]
 fn is_array(v: Value) -> bool {
     v.is_pointers()
@@ -557,6 +562,9 @@ impl Vm {
         let Some(temp_size) = self.method_data[data].temp_size else {
             return fault("sent method has no temporarySize");
         };
+        if temp_size > MAX_TEMPORARIES {
+            return fault(format!("sent method's temporarySize {temp_size} is out of range"));
+        }
         self.save_regs();
         let nil = self.k.nil;
         let array = self.k.array;
@@ -678,6 +686,19 @@ impl Vm {
         let Some(arg_loc) = block.slot(ctx::ARG_LOCATION).as_int() else {
             return fault("primitive 8: block has no argument location");
         };
+        // The new context is loaded as one the VM made (unchecked), so the block's slots, which
+        // Smalltalk can change, are checked here as `load_context_checked` checks a context's.
+        let method = block.slot(ctx::METHOD);
+        let runnable = is_array(method)
+            && method.len() >= meth::SIZE - 1
+            && method.slot(meth::BYTECODES).is_bytes()
+            && block.slot(ctx::OLD_BYTE_POINTER).as_int().is_some_and(|ip| ip >= 0)
+            && is_array(block.slot(ctx::ARGUMENTS))
+            && !block.slot(ctx::ARGUMENTS).is_empty()
+            && (block.slot(ctx::TEMPORARIES) == self.k.nil || is_array(block.slot(ctx::TEMPORARIES)));
+        if !runnable {
+            return fault("primitive 8: malformed block (its method, body, arguments or temporaries)");
+        }
         let temps = block.slot(ctx::TEMPORARIES);
         for (i, &v) in args.iter().enumerate() {
             let at = arg_loc as usize + i;

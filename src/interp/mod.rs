@@ -10,7 +10,7 @@ pub mod lookup;
 mod method_data;
 mod process;
 
-pub(crate) use exec::{free_returned_context, OWNS_ARGS, RECYCLABLE};
+pub(crate) use exec::{free_returned_context, MAX_TEMPORARIES, OWNS_ARGS, RECYCLABLE};
 pub use lookup::{find_method, WATCH_MASK};
 pub use method_data::{BranchCounts, MethodData, SendSite, SiteEntries, SiteEntry, SiteRef, POLY_LIMIT};
 pub use process::{Process, Scheduler};

@@ -1497,6 +1497,9 @@ impl Recorder {
         let Some(data) = vm.data_of(method) else { return abort("method without bytecodes") };
         let d = &vm.method_data[data];
         let Some(temp_size) = d.temp_size else { return abort("method without temporarySize") };
+        if temp_size > crate::interp::MAX_TEMPORARIES {
+            return abort("method's temporarySize out of range");
+        }
         let stack_size = d.max_stack as u32;
         let nil = self.konst(vm.k.nil);
         let temps = if temp_size > 0 {
