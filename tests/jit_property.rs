@@ -82,6 +82,8 @@ struct Outcome {
     primitive_aborts: u64,
     /// Side traces of exits that end their loop (tails: the code after an inner loop).
     tail_traces: u64,
+    /// Tails dropped because the outer iteration they went on into took another path.
+    wrong_guesses: u64,
     /// Tails not compiled for being too short (`recorder::ABORT_SHORT_TAIL`).
     short_tails: u64,
 }
@@ -137,6 +139,7 @@ fn run_files_with(files: &[(&str, &str)], options: JitOptions) -> Outcome {
     };
     let unsupported0 = unsupported(&vm);
     let short_tails0 = aborted(&vm, &format!("side trace: {}", recorder::ABORT_SHORT_TAIL));
+    let wrong_guesses0 = aborted(&vm, tracevm::jit::RETIRED_WRONG_GUESS);
     let traces0 = vm.jit.traces.len();
     let collections0 = vm.counters.gc_count;
     let mut end = "ok".to_string();
@@ -169,6 +172,7 @@ fn run_files_with(files: &[(&str, &str)], options: JitOptions) -> Outcome {
             .filter(|&(p, e)| vm.jit.traces[p as usize].loop_exits.get(e as usize) == Some(&true))
             .count() as u64,
         short_tails: aborted(&vm, &format!("side trace: {}", recorder::ABORT_SHORT_TAIL)) - short_tails0,
+        wrong_guesses: aborted(&vm, tracevm::jit::RETIRED_WRONG_GUESS) - wrong_guesses0,
     }
 }
 
@@ -958,6 +962,38 @@ EVAL Transcript show: (WNest run: 3000) printString
     // Without the tail, each outer iteration left compiled code for the interpreter.
     assert!(on.trace_entries < 200, "outer iterations go through the VM: {on:?}");
     assert!(on.linked_entries > 2500, "the tail is not linked back to the inner loop: {on:?}");
+}
+
+/// An inner loop runs on pseudo-random outer iterations (a linear congruential generator's low
+/// bit); the other iterations print a Float, which the recorder does not trace, so the outer
+/// loop has no loop trace of its own. The tail that goes on into the next outer iteration
+/// guesses the path it takes, and is wrong about half the time, each time an exit to the
+/// interpreter. Such a tail is dropped and recorded again to stop at the outer back edge.
+#[test]
+fn a_tail_that_guesses_the_next_outer_iteration_wrong_is_recorded_again() {
+    let program = "EVAL Class addNewClass: (Object subclass: 'Guess' variables: '' classVariables: '')
+META Guess
+run: n
+   | s x |
+   s <- 0. x <- 7.
+   1 to: n do: [:i |
+      x <- (x * 75 + 74) \\\\ 65537.
+      (x \\\\ 2) = 0
+         ifTrue: [1 to: 4 do: [:j | s <- s + j]]
+         ifFalse: [s <- s + 1.5 printString size]].
+   ^ s
+!
+EVAL Transcript show: (Guess run: 3000) printString
+";
+    let mut want = 0i64;
+    let mut x = 7i64;
+    for _ in 1..=3000 {
+        x = (x * 75 + 74).rem_euclid(65537);
+        want += if x % 2 == 0 { 10 } else { 3 };
+    }
+    let outcomes = check_files(&[("modulo.st", FLOORED_MODULO), ("prog.st", program)], &format!("{want}\n"), "ok");
+    let on = &outcomes[1];
+    assert!(on.wrong_guesses >= 1, "the guessing tail was kept: {on:?}");
 }
 
 /// A method redefined on every pass of an outer loop invalidates the inner loop's trace every

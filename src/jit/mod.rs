@@ -160,6 +160,13 @@ pub struct TraceEntry {
     /// Per snapshot: it is below the loop's frame (see `Recording::below_loop`), so leaving by
     /// it gets no side trace.
     pub below_loop: Vec<bool>,
+    /// For a tail that went on into the next outer iteration: its first snapshot there
+    /// (`Recording::crossed_at`), and how often it left by one of that iteration's guards.
+    pub crossed_at: Option<usize>,
+    pub crossed_exits: u64,
+    /// Per exit: its tail must not go on into the next outer iteration (one did, and guessed
+    /// wrong too often: `Vm::judge_crossing`).
+    pub no_crossing: Vec<bool>,
     /// For a loop trace: the side trace attached to each exit, and aborted attempts to record one.
     pub side: Vec<Option<u32>>,
     pub side_aborts: Vec<u8>,
@@ -399,6 +406,9 @@ impl Jit {
     }
 }
 
+/// Why a tail was dropped to be recorded again (`Vm::judge_crossing`).
+pub const RETIRED_WRONG_GUESS: &str = "retired: a tail guessed the next outer iteration wrong";
+
 /// Exits of a loop trace taken this often get a side trace.
 pub const SIDE_THRESHOLD: u64 = 10;
 /// Aborted attempts to record a side trace for one exit before it is left to the interpreter.
@@ -558,6 +568,7 @@ impl Vm {
         match started {
             Ok(mut rec) => {
                 rec.tail = tail;
+                rec.may_cross = !t.no_crossing.get(exit as usize).copied().unwrap_or(false);
                 self.begin_recording(rec)
             }
             Err(why) => {
@@ -797,6 +808,9 @@ impl Vm {
             depth,
             loop_end: rec.loop_end,
             below_loop: rec.below_loop,
+            crossed_at: rec.crossed_at,
+            crossed_exits: 0,
+            no_crossing: vec![false; n_exits],
             start,
             code: Some(code),
             exits: rec.exits,
@@ -875,6 +889,10 @@ impl Vm {
             entered = true;
             lap = true;
             tid = left;
+            if self.judge_crossing(left, exit) {
+                self.count_tree_run(first, true, true);
+                return Entered::Ran;
+            }
             let t = &self.jit.traces[tid as usize];
             completed |= done > 0 || t.end_exit == Some(exit);
             root_completed |= root_done;
@@ -925,6 +943,40 @@ impl Vm {
             }
             return Entered::Ran;
         }
+    }
+
+    /// After tail `tid` left by `exit`: when that exit is in the outer iteration it went on into
+    /// (`Recording::crossed_at`) and such exits are a quarter of its runs, its guess of that
+    /// iteration's path was wrong too often (in a sieve, after each prime the next number is
+    /// usually not one): each wrong guess costs an exit to the interpreter, with no side trace.
+    /// The tail is dropped (with its side traces) and recorded again without going on. Answers
+    /// whether it was.
+    fn judge_crossing(&mut self, tid: u32, exit: usize) -> bool {
+        let t = &mut self.jit.traces[tid as usize];
+        let (Some(at), Some((parent, from))) = (t.crossed_at, t.parent) else { return false };
+        let ends = [t.enter_exit, t.link_exit, t.return_exit, t.end_exit];
+        if exit < at || ends.contains(&Some(exit)) {
+            return false; // not a guess: where it went, or where it ends
+        }
+        t.crossed_exits += 1;
+        if t.crossed_exits < SIDE_THRESHOLD || 4 * t.crossed_exits < t.entries() {
+            return false;
+        }
+        let mut dead = vec![tid];
+        for t in &self.jit.traces[tid as usize + 1..] {
+            if t.parent.is_some_and(|(p, _)| dead.contains(&p)) {
+                dead.push(t.id);
+            }
+        }
+        for &d in &dead {
+            self.jit.traces[d as usize].drop_code();
+        }
+        self.unlink_dropped();
+        let p = &mut self.jit.traces[parent as usize];
+        p.side[from as usize] = None;
+        p.no_crossing[from as usize] = true;
+        *self.jit.stats.aborts.entry(RETIRED_WRONG_GUESS.into()).or_default() += 1;
+        true
     }
 
     /// Counts one lap of loop trace `root`'s tree in its retirement window. `fine`: it

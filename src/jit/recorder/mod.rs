@@ -186,6 +186,9 @@ pub struct Recording {
     /// into the contexts below it, `Recorder::descend`). There the bottom frame is not the
     /// loop's: no side trace, no link (frame-buffer words 0–3 would not be the loop's context).
     pub below_loop: Vec<bool>,
+    /// For a tail that went on into the next iteration of an outer loop: its snapshots from
+    /// this one on are in that iteration (where the tail guessed the path it would take).
+    pub crossed_at: Option<usize>,
     /// For a side trace that inherits its parent's exit state: the parent's exit words it reads
     /// (as frame-buffer words `INHERITED_BASE + k`), which the parent's linked exit must write.
     /// Such a trace is entered by that link only, never from the VM.
@@ -230,8 +233,13 @@ pub struct Recorder {
     /// the first of them.
     descended: u32,
     below_loop: Option<usize>,
-    /// A tail went on through an outer loop's back edge into its next iteration.
+    /// A tail went on through an outer loop's back edge into its next iteration, and the
+    /// number of snapshots taken before that.
     crossed: bool,
+    crossed_at: Option<usize>,
+    /// A tail may go on into the next outer iteration (false once such a tail of the same exit
+    /// guessed that iteration's path wrong too often: `Vm::judge_crossing`).
+    pub may_cross: bool,
     /// (snapshot, the other side's ip) of every branch guard in the root frame.
     root_branches: Vec<(SnapId, usize)>,
     /// The ip of the loop's back edge (its last instruction), once seen.
@@ -636,6 +644,8 @@ impl Recorder {
             descended: 0,
             below_loop: None,
             crossed: false,
+            crossed_at: None,
+            may_cross: true,
             root_branches: Vec::new(),
             loop_end: usize::MAX,
             lookups: Vec::new(),
@@ -740,6 +750,7 @@ impl Recorder {
             lookups: self.lookups,
             loop_end: self.loop_end,
             below_loop,
+            crossed_at: self.crossed_at,
             inherited: self.inherited,
         }
     }
@@ -1183,11 +1194,12 @@ impl Recorder {
                             // loop's), in its own frame or one it descended to: up to an inner
                             // loop's header, its own (`Step::Closed`) or one with a trace
                             // (`Step::EntersLoop`), instead of through the interpreter.
-                            let through = self.tail && !self.crossed && self.frames.len() == 1;
+                            let through = self.tail && self.may_cross && !self.crossed && self.frames.len() == 1;
                             if !through || vm.loops_at(t) {
                                 return Ok(Step::Linked);
                             }
                             self.crossed = true;
+                            self.crossed_at = Some(self.exits.len());
                         } else {
                             self.loop_end = ip;
                         }
