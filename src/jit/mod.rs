@@ -167,6 +167,8 @@ pub struct TraceEntry {
     /// Per exit: its tail must not go on into the next outer iteration (one did, and guessed
     /// wrong too often: `Vm::judge_crossing`).
     pub no_crossing: Vec<bool>,
+    /// Per exit: its tail was abandoned as too short (`recorder::ABORT_SHORT_TAIL`).
+    pub short_tails: Vec<bool>,
     /// For a loop trace: the side trace attached to each exit, and aborted attempts to record one.
     pub side: Vec<Option<u32>>,
     pub side_aborts: Vec<u8>,
@@ -417,6 +419,14 @@ pub const MAX_SIDE_ABORTS: u8 = 3;
 /// chain of them, one class each).
 pub const MAX_SIDE_DEPTH: u8 = 8;
 
+/// What a loop header has (`Vm::traced_at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traced {
+    No,
+    Loop,
+    IntoInnerLoop,
+}
+
 /// What entering a trace came to.
 enum Entered {
     /// Its entry conditions did not hold.
@@ -522,17 +532,29 @@ impl Vm {
 
     /// `loop_trace_here` for the loop whose header is `header` in the running method.
     fn loop_trace_at(&self, header: usize) -> Option<u32> {
+        let tid = self.trace_at(header)?;
+        (self.jit.traces[tid as usize].enter_exit.is_none()).then_some(tid)
+    }
+
+    /// The live root trace of the loop whose header is `header` in the running method, for the
+    /// running context's entry key: a loop trace, or one that ends at an inner loop's header.
+    fn trace_at(&self, header: usize) -> Option<u32> {
         let slot = self.method_data.get(self.regs.data)?.loops.iter().find(|l| l.ip == header as u32)?;
         let key = self.entry_key();
         let tid = slot.keys.iter().find(|k| k.key == key)?.trace?;
         let t = self.jit.traces.get(tid as usize)?;
-        (t.code.is_some() && t.parent.is_none() && t.enter_exit.is_none()).then_some(tid)
+        (t.code.is_some() && t.parent.is_none()).then_some(tid)
     }
 
-    /// Whether the loop at `header` in the running context (about to jump back to it) has a
-    /// loop trace of its own for this context's entry key.
-    pub(crate) fn loops_at(&self, header: usize) -> bool {
-        self.loop_trace_at(header).is_some()
+    /// What the loop at `header` in the running context (about to jump back to it) has for this
+    /// context's entry key: no trace, a loop trace, or a trace that ends at an inner loop's
+    /// header (its recorded iteration ran into an inner loop).
+    pub(crate) fn traced_at(&self, header: usize) -> Traced {
+        match self.trace_at(header) {
+            None => Traced::No,
+            Some(t) if self.jit.traces[t as usize].enter_exit.is_none() => Traced::Loop,
+            Some(_) => Traced::IntoInnerLoop,
+        }
     }
 
     /// Hands the dispatch loop to `rec`.
@@ -664,7 +686,9 @@ impl Vm {
     fn note_side_abort(&mut self, parent: u32, exit: u32, why: &str) {
         let t = &mut self.jit.traces[parent as usize];
         t.side_aborts[exit as usize] = if why == recorder::ABORT_SHORT_TAIL {
-            // The code after a loop is the same next time: no second try.
+            // The code after a loop is the same next time: no second try (unless an outer
+            // loop's trace shows where it goes on, `retry_short_tails`).
+            t.short_tails[exit as usize] = true;
             MAX_SIDE_ABORTS
         } else {
             t.side_aborts[exit as usize].saturating_add(1)
@@ -811,6 +835,7 @@ impl Vm {
             crossed_at: rec.crossed_at,
             crossed_exits: 0,
             no_crossing: vec![false; n_exits],
+            short_tails: vec![false; n_exits],
             start,
             code: Some(code),
             exits: rec.exits,
@@ -846,6 +871,9 @@ impl Vm {
             r.tree_needs = (r.tree_needs.0.max(needs0.0), r.tree_needs.1.max(needs0.1));
             self.link_exits(id);
             return;
+        }
+        if let Some(inner) = rec.enters {
+            self.retry_short_tails(inner);
         }
         if let Some(data) = self.data_of(rec.start.method) {
             let loops = &mut self.method_data[data].loops;
@@ -942,6 +970,22 @@ impl Vm {
                 return Entered::RecordSide(tid, exit as u32);
             }
             return Entered::Ran;
+        }
+    }
+
+    /// An outer loop's trace that ends at the header of `inner`'s loop was installed: the tails
+    /// of `inner`'s tree abandoned as too short may now go on into the next outer iteration
+    /// (below the loop's frame a tail only does when the outer loop's trace shows that iteration
+    /// runs into an inner loop), so they are tried again.
+    fn retry_short_tails(&mut self, inner: u32) {
+        for t in self.jit.traces.iter_mut().filter(|t| t.root == inner && t.code.is_some()) {
+            for e in 0..t.side.len() {
+                let abandoned = t.side[e].is_none() && t.side_aborts[e] >= MAX_SIDE_ABORTS;
+                if abandoned && t.loop_exits.get(e) == Some(&true) && t.short_tails.get(e) == Some(&true) {
+                    t.side_aborts[e] = 0;
+                    t.short_tails[e] = false;
+                }
+            }
         }
     }
 

@@ -29,6 +29,7 @@ use crate::interp::{class, ctx, meth, SiteRef, Vm};
 use crate::jit::deopt::{CtxLoc, ExitState, FrameDesc, FrameKind, Loc, ObjDesc};
 use crate::jit::ir::{Helper, Op, Ref, SnapId, Trace};
 use crate::jit::runtime::allocatable;
+use crate::jit::Traced;
 use hashbrown::HashMap;
 
 /// Bytecodes one trace may record before it is abandoned.
@@ -193,6 +194,8 @@ pub struct Recording {
     /// (as frame-buffer words `INHERITED_BASE + k`), which the parent's linked exit must write.
     /// Such a trace is entered by that link only, never from the VM.
     pub inherited: Option<Vec<u16>>,
+    /// For a recording that ends at an inner loop's header: that loop's trace.
+    pub enters: Option<u32>,
 }
 
 pub struct Recorder {
@@ -252,6 +255,8 @@ pub struct Recorder {
     /// For a side trace that inherits its parent's exit state (`start_inherited`): the parent's
     /// exit words it reads, each as frame-buffer word `INHERITED_BASE + k`.
     inherited: Option<Vec<u16>>,
+    /// The inner loop's trace a `Step::EntersLoop` ending enters.
+    enters: Option<u32>,
     /// One line per recorded bytecode (only when dumping).
     pub log: Option<Vec<String>>,
 }
@@ -633,6 +638,7 @@ impl Recorder {
             enter_exit: None,
             nil: vm.k.nil,
             inherited: None,
+            enters: None,
             snap: None,
             word_of: Vec::new(),
             object_of: Vec::new(),
@@ -752,6 +758,7 @@ impl Recorder {
             below_loop,
             crossed_at: self.crossed_at,
             inherited: self.inherited,
+            enters: self.enters,
         }
     }
 
@@ -996,8 +1003,11 @@ impl Recorder {
         self.pre_stack = self.top().stack.clone();
         self.snap = None;
         let entering = self.start.parent.is_none() || self.descended > 0 || self.crossed;
-        if entering && self.steps > 1 && vm.loop_trace_here().is_some() {
-            return Ok(Step::EntersLoop);
+        if entering && self.steps > 1 {
+            if let Some(inner) = vm.loop_trace_here() {
+                self.enters = Some(inner);
+                return Ok(Step::EntersLoop);
+            }
         }
         let Some(d) = decode(vm.regs.code, ip) else {
             return abort("bytecode runs past the end of the method");
@@ -1190,12 +1200,19 @@ impl Recorder {
                                 return abort("inner loop");
                             }
                             // A tail goes on once into the next iteration of an outer loop that
-                            // has no loop trace (whose trace, if any, only leads to an inner
-                            // loop's), in its own frame or one it descended to: up to an inner
-                            // loop's header, its own (`Step::Closed`) or one with a trace
-                            // (`Step::EntersLoop`), instead of through the interpreter.
+                            // has no loop trace, in its own frame or one it descended to: up to an
+                            // inner loop's header, its own (`Step::Closed`) or one with a trace
+                            // (`Step::EntersLoop`), instead of through the interpreter. That
+                            // guesses the next iteration's path. In its own frame a wrong guess
+                            // gets a side trace; below it, none, so there the outer loop's trace
+                            // must show the guess right: its iteration ran into an inner loop.
                             let through = self.tail && self.may_cross && !self.crossed && self.frames.len() == 1;
-                            if !through || vm.loops_at(t) {
+                            let guess_ok = match vm.traced_at(t) {
+                                Traced::Loop => false,
+                                Traced::IntoInnerLoop => true,
+                                Traced::No => self.descended == 0,
+                            };
+                            if !(through && guess_ok) {
                                 return Ok(Step::Linked);
                             }
                             self.crossed = true;
