@@ -966,9 +966,10 @@ EVAL Transcript show: (WNest run: 3000) printString
 
 /// An inner loop runs on pseudo-random outer iterations (a linear congruential generator's low
 /// bit); the other iterations print a Float, which the recorder does not trace, so the outer
-/// loop has no loop trace of its own. The tail that goes on into the next outer iteration
-/// guesses the path it takes, and is wrong about half the time, each time an exit to the
-/// interpreter. Such a tail is dropped and recorded again to stop at the outer back edge.
+/// loop's only trace is one recorded on an iteration that ran into the inner loop. The tail that
+/// goes on into the next outer iteration guesses the path it takes, and is wrong about half the
+/// time, each time an exit to the interpreter. Such a tail is dropped and recorded again to stop
+/// at the outer back edge.
 #[test]
 fn a_tail_that_guesses_the_next_outer_iteration_wrong_is_recorded_again() {
     let program = "EVAL Class addNewClass: (Object subclass: 'Guess' variables: '' classVariables: '')
