@@ -492,3 +492,75 @@ fn a_very_long_message_chain_compiles() {
     let out = run_st(&source, &[]);
     assert_stdout(&out, "70001\n");
 }
+
+/// 30 000 nested literal Arrays: the native compiler leaves them to the image's (its recursion
+/// overflowed the native stack), and they run.
+#[test]
+fn deeply_nested_literal_arrays_compile() {
+    let n = 30_000;
+    let source = format!("EVAL Transcript show: ({}{} size) printString\n", "#(".repeat(n), ")".repeat(n));
+    let out = run_st(&source, &[]);
+    assert_stdout(&out, "1\n");
+}
+
+/// A context whose sender slot holds 7, run by primitive 6: its return faults, and reporting
+/// the fault would walk the broken chain and fault again, reporting itself until memory ran out.
+/// It is fatal at once.
+#[test]
+fn a_fault_in_a_broken_context_chain_is_fatal() {
+    let out = run_st(
+        "METHOD Object
+zq: x
+   | t |
+   t <- x * 2.
+   ^ t + 1
+!
+METHOD Object
+zr
+   | o |
+   o <- Context new.
+   Object in: o at: 1 put: (Object methods inject: nil into: [:a :m | m name = 'zq:' ifTrue: [m] ifFalse: [a]]).
+   Object in: o at: 2 put: (Array new: 2).
+   (Object in: o at: 2) at: 2 put: 5.
+   Object in: o at: 3 put: (Array new: 1).
+   Object in: o at: 4 put: (Array new: 9).
+   Object in: o at: 5 put: 0.
+   Object in: o at: 6 put: 0.
+   Object in: o at: 7 put: 7.
+   ^ <6 o>
+!
+EVAL Transcript show: nil zr
+",
+        &["--max-heap", "64"],
+    );
+    assert_status(&out, 1);
+    assert_contains(&out, "stderr", "the context chain is broken, so it cannot be reported");
+}
+
+/// A send whose selector literal Smalltalk replaced by a SmallInt, in a loop the JIT traces:
+/// the recorder gives up on it (it panicked naming the selector), and the run prints what the
+/// interpreter prints (`error:` answers 0 here).
+#[test]
+fn a_selector_replaced_by_a_small_integer_is_sent_as_the_interpreter_sends_it() {
+    let source = "METHOD Object
+error: str
+   ^ 0
+!
+METHOD Object
+zq: x
+   ^ x * 2
+!
+METHOD Object
+run
+   | s |
+   s <- 0.
+   1 to: 300 do: [:i | s <- s + (nil zq: i)].
+   ^ s
+!
+EVAL (Object methods inject: nil into: [:a :m | m name = 'zq:' ifTrue: [m] ifFalse: [a]]) literals at: 1 put: 3
+EVAL Transcript show: nil run
+";
+    for flags in [&["--no-jit"][..], &[], &["--jit-threshold", "1"], &["--jit-force-exits"]] {
+        assert_stdout(&run_st(source, flags), "0\n");
+    }
+}

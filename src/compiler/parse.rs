@@ -531,6 +531,10 @@ impl<'a> Parser<'a> {
     }
 
     fn read_primitive(&mut self) -> Parse<Node> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Decline::Quirk("nesting too deep for the native compiler"));
+        }
         self.next_lex()?;
         let number = self.read_integer()?;
         let mut arguments = Vec::new();
@@ -538,6 +542,7 @@ impl<'a> Parser<'a> {
             arguments.push(self.read_term()?);
         }
         self.next_lex()?;
+        self.depth -= 1;
         Ok(Node::Primitive { number, arguments })
     }
 
@@ -546,6 +551,10 @@ impl<'a> Parser<'a> {
         if self.current_char() != Some(b'(') {
             return Err(Decline::Error("Little Smalltalk does not use symbols"));
         }
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Decline::Quirk("nesting too deep for the native compiler"));
+        }
         self.next_char();
         self.next_lex()?;
         let mut arguments = Vec::new();
@@ -553,6 +562,7 @@ impl<'a> Parser<'a> {
             arguments.push(self.read_term()?);
         }
         self.next_lex()?;
+        self.depth -= 1;
         Ok(Node::Primitive { number: Literal::Int(36), arguments })
     }
 

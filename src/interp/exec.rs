@@ -860,6 +860,11 @@ impl Vm {
                 return Err(VmError::Fatal(format!("{msg} (while reporting an earlier error)")).into());
             }
         }
+        if !self.chain_is_sound() {
+            // The report's backtrace would walk into it and fail again, reporting itself
+            // until memory runs out (a context whose sender slot Smalltalk set to 7).
+            return Err(VmError::Fatal(format!("{msg} (the context chain is broken, so it cannot be reported)")).into());
+        }
         tracing::debug!(target: "tracevm::interp", "host fault: {msg}");
         let faulting = self.regs.ctx;
         let receiver = self.receiver();
@@ -875,6 +880,21 @@ impl Vm {
             self.fault_report = Some(report);
         }
         sent
+    }
+
+    /// Whether every sender of the active context is a context, up to nil (the end of the chain).
+    fn chain_is_sound(&self) -> bool {
+        let mut x = self.regs.ctx;
+        for _ in 0..10_000_000 {
+            if x == self.k.nil {
+                return true;
+            }
+            if !(x.is_ptr() && x.kind() == Kind::Pointers && x.len() >= ctx::SIZE) {
+                return false;
+            }
+            x = x.slot(ctx::PREVIOUS);
+        }
+        true // longer than any real chain, or a cycle: the report may still work
     }
 
     /// Whether `c` is the active context or one of its senders (a chain made into a cycle

@@ -1451,7 +1451,9 @@ impl Recorder {
             None => self.class_guard(vm, rcv, c)?,
         };
         let Some(method) = self.lookup(vm, cls, sel) else {
-            return abort(format!("doesNotUnderstand: {}", String::from_utf8_lossy(sel.bytes())));
+            // The selector is whatever the method's literal holds (Smalltalk may store anything).
+            let name = if sel.is_bytes() { String::from_utf8_lossy(sel.bytes()).into_owned() } else { "?".into() };
+            return abort(format!("doesNotUnderstand: {name}"));
         };
         self.enter_method(vm, method, args, next)
     }
