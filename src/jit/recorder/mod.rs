@@ -1154,10 +1154,7 @@ impl Recorder {
                         return Ok(Step::Continue);
                     }
                     let v = if n == 1 { self.load_elem(self.top_args(), 0)? } else { self.pop()? };
-                    let free = self.free_snapshot()?;
-                    let done = self.frames.pop().expect("checked");
-                    self.check_no_dangling(done.id, v)?;
-                    self.free_context(&done, free);
+                    self.end_top_frame(v)?;
                     self.push(v);
                 }
                 3 => {
@@ -1327,10 +1324,7 @@ impl Recorder {
             }
         }
         stack.push(v);
-        let free = self.free_snapshot()?;
-        let done = self.frames.pop().expect("the bottom frame");
-        self.check_no_dangling(done.id, v)?;
-        self.free_context(&done, free);
+        self.end_top_frame(v)?;
         let id = self.next_frame;
         self.next_frame += 1;
         self.frames.push(Frame {
@@ -1359,6 +1353,17 @@ impl Recorder {
         let h = CtxRef::Real(self.emit(Op::LoadSlot(ctx, ctx::CREATING_CONTEXT as u32)));
         self.top().home = Some(h);
         Ok(h)
+    }
+
+    /// The top frame is done (it returned, or handed over to its block): it is popped, nothing
+    /// it made may outlive it except through `kept`, and a real frame's context is freed as the
+    /// interpreter frees it.
+    fn end_top_frame(&mut self, kept: Sym) -> Result<(), Abort> {
+        let free = self.free_snapshot()?;
+        let done = self.frames.pop().ok_or("no frame")?;
+        self.check_no_dangling(done.id, kept)?;
+        self.free_context(&done, free);
+        Ok(())
     }
 
     /// Before the top frame is popped: the snapshot a `FreeContext` of it needs (the state
@@ -1919,10 +1924,7 @@ impl Recorder {
             return abort("block method without bytecodes");
         }
         // The `value` frame is done; the block frame takes its place.
-        let free = self.free_snapshot()?;
-        let value_frame = self.frames.pop().expect("checked");
-        self.check_no_dangling(value_frame.id, block)?;
-        self.free_context(&value_frame, free);
+        self.end_top_frame(block)?;
         let id = self.next_frame;
         self.next_frame += 1;
         self.frames.push(Frame {
